@@ -1,0 +1,117 @@
+/* config.h: the pod's environment and mounted files -> one typed, validated struct.
+ * No side effects besides reading files: config_load never writes, creates or chmods.
+ * The contract (every variable, default and file) is docs/citus-init.md. */
+#ifndef CITUS_INIT_CONFIG_H
+#define CITUS_INIT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "log.h"
+
+enum dcs_type { DCS_KUBERNETES, DCS_ETCD3 };
+enum ssl_mode { SSL_MODE_PREFER, SSL_MODE_REQUIRE, SSL_MODE_VERIFY_CA, SSL_MODE_VERIFY_FULL };
+
+struct extension_spec {
+    char *name;   /* validated identifier */
+    char *schema; /* NULL when not given */
+};
+
+struct extension_list {
+    struct extension_spec *items;
+    size_t count;
+};
+
+struct kv_pair {
+    char *key;
+    char *value;
+};
+
+struct config {
+    /* identity and topology */
+    char *pod_name;
+    char *pod_ip;
+    char *pod_namespace;
+    char *pod_dns_domain;    /* NULL when unset */
+    char *connect_host;      /* derived: pod_name.pod_dns_domain, else pod_ip */
+    char *cluster_name;
+    char *scope;             /* derived: cluster_name, or cluster_name-group without Citus */
+    bool citus_enabled;
+    int citus_group;
+    char *citus_database;
+
+    /* DCS */
+    enum dcs_type dcs;
+    char **etcd_hosts;       /* NULL-terminated, etcd3 only */
+    struct kv_pair *k8s_labels;
+    size_t k8s_label_count;
+    int ttl, loop_wait, retry_timeout;
+    bool synchronous_mode;
+
+    /* PostgreSQL */
+    char *pgdata;
+    char *pg_bin_dir;
+    int pg_port;
+    char *listen_address;
+    int api_port;
+    char *run_as_user;
+    char *run_dir;
+    char *patroni_command;
+
+    /* secrets (never logged) */
+    char *superuser_username;
+    char *superuser_password;
+    char *replication_username;
+    char *replication_password;
+
+    /* TLS */
+    bool ssl_enabled;
+    enum ssl_mode ssl_mode;
+    char *ssl_cert_dir;      /* source: ca.crt, server.crt, server.key */
+    bool ssl_client_cert;
+
+    /* extensions */
+    struct extension_list extensions; /* EXTENSIONS merged with EXTENSIONS_FILE */
+    char *extensions_file;            /* NULL when unset */
+    int extensions_max_attempts;
+    int extensions_retry_delay;
+    int leader_poll_interval_ms;
+    char *coordinator_host;           /* extensions --wait only; NULL when unset */
+
+    /* supervision and logs */
+    int shutdown_deadline;
+    int termination_grace_period;
+    enum log_format log_format;
+    enum log_level log_level;
+};
+
+/* Look-up function for variables, so tests can feed an environment without setenv.
+ * Returns NULL when the variable is unset. */
+typedef const char *(*env_lookup_fn)(const char *name, void *ctx);
+const char *env_lookup_process(const char *name, void *ctx); /* getenv */
+
+/* What the configuration is for: a database pod needs its identity, DCS and data dir; the
+ * one-shot `extensions --wait` Job needs only COORDINATOR_HOST, the superuser secret, the
+ * database, TLS settings and the extension list. */
+enum config_purpose { CONFIG_POD, CONFIG_EXTENSIONS_JOB };
+
+/* Read everything, validate everything, append every problem to d.
+ * Returns 0 when d has no errors; cfg is then fully filled (else partially, still freeable). */
+int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn env, void *env_ctx,
+                struct diag *d);
+void config_free(struct config *cfg);
+
+/* Parse an extension list text (EXTENSIONS syntax) and append to list; problems go to d
+ * naming `origin` (the variable or file). Used at start and when EXTENSIONS_FILE changes. */
+int extension_list_parse(struct extension_list *list, const char *text, const char *origin,
+                         struct diag *d);
+void extension_list_free(struct extension_list *list);
+bool extension_name_valid(const char *name);
+
+const char *ssl_mode_name(enum ssl_mode mode);
+
+/* Paths of the runtime copies (RUN_DIR/patroni.yml, RUN_DIR/tls/...), malloc'd. */
+char *config_path(const struct config *cfg, const char *relative);
+
+#endif

@@ -1,0 +1,13 @@
+/* render.h: struct config -> Patroni YAML text. Pure: no I/O, no environment.
+ * Uses libyaml's emitter so every scalar (passwords with quotes, colons, newlines,
+ * unicode) is quoted correctly. With mask_secrets, passwords render as "********". */
+#ifndef CITUS_INIT_RENDER_H
+#define CITUS_INIT_RENDER_H
+
+#include <stdbool.h>
+#include "config.h"
+
+/* Returns a malloc'd NUL-terminated document, or NULL on emitter failure. */
+char *render_patroni_yaml(const struct config *cfg, bool mask_secrets);
+
+#endif

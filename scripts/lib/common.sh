@@ -1,0 +1,73 @@
+# shellcheck shell=bash
+# Shared by scripts/demo, scripts/test, scripts/bench and tests/*/run: paths, versions and
+# idempotent installers. Every installer checks first and does nothing when the thing is
+# already there, so a fresh machine and a warm one run the same commands.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE="$ROOT/.cache"
+VENV="$ROOT/.venv"
+BUILD="$ROOT/build"
+# shellcheck source=../../versions.env
+. "$ROOT/versions.env"
+
+say() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages every part of the project needs (build, local cluster, tests).
+APT_PACKAGES=(
+  build-essential meson ninja-build pkg-config
+  libev-dev libyaml-dev libcjson-dev libssl-dev libpq-dev libcurl4-openssl-dev libcmocka-dev
+  clang libclang-rt-14-dev
+  postgresql-15 postgresql-15-postgis-3 postgresql-15-partman postgresql-client-15
+  etcd-server etcd-client tini openssl util-linux procps iproute2 python3-venv
+)
+
+ensure_apt() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  [ "$(id -u)" = 0 ] || die "need root to install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Patroni (pinned in versions.env, the same version the image installs) and the Python test
+# tools, in a virtualenv under the project.
+ensure_venv() {
+  local stamp="$VENV/.stamp-$PATRONI_VERSION-$PSYCOPG2_VERSION-$PYTHON_ETCD_VERSION-2"
+  [ -f "$stamp" ] && return 0
+  say "creating $VENV (patroni $PATRONI_VERSION)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+    "patroni[etcd3]==$PATRONI_VERSION" "psycopg2-binary==$PSYCOPG2_VERSION" \
+    "python-etcd==$PYTHON_ETCD_VERSION" pytest pyyaml cryptography
+  touch "$stamp"
+}
+
+# helm from the Go module proxy, cached under .cache/bin.
+ensure_helm() {
+  local bin="$CACHE/bin/helm-$HELM_VERSION"
+  if [ ! -x "$bin" ]; then
+    say "building helm $HELM_VERSION from the Go module proxy"
+    mkdir -p "$CACHE/bin"
+    GOBIN="$CACHE/gobin-helm" GOFLAGS=-mod=mod GOCACHE="$CACHE/go-build" GOMODCACHE="$CACHE/go-mod" \
+      go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    mv "$CACHE/gobin-helm/helm" "$bin"
+  fi
+  HELM="$bin"
+}
+
+# Build citus-init (release-like build in build/). Incremental when already configured.
+ensure_build() {
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    meson setup "$BUILD" "$ROOT" >/dev/null
+  fi
+  ninja -C "$BUILD" >/dev/null || { ninja -C "$BUILD"; die "build failed"; }
+}
+
+ensure_base() {
+  ensure_apt "${APT_PACKAGES[@]}"
+}

@@ -1,0 +1,67 @@
+/* extensions.h: create the configured extensions in the Citus database with libpq.
+ *
+ * One non-blocking runner serves both modes. It is a state machine driven by a libev loop
+ * (PQconnectStartParams/PQconnectPoll and PQsendQuery/PQconsumeInput on ev_io), so PID 1's
+ * loop keeps forwarding signals and reaping children while CREATE EXTENSION postgis takes
+ * its second. The one-shot Job mode simply runs the same machine on a private loop.
+ *
+ * Per extension: CREATE SCHEMA IF NOT EXISTS <schema> (when given), then
+ * CREATE EXTENSION IF NOT EXISTS <name> [SCHEMA <schema>] CASCADE, identifiers quoted with
+ * PQescapeIdentifier. Outcome (created / already-present / failed), installed version and
+ * duration are logged per extension. An extension that is not available is reported with
+ * the closest available names; the others are still created. Transient failures
+ * (connection refused, recovery, lock timeout, database not yet created) retry the whole
+ * run up to EXTENSIONS_MAX_ATTEMPTS. */
+#ifndef CITUS_INIT_EXTENSIONS_H
+#define CITUS_INIT_EXTENSIONS_H
+
+#include <stdbool.h>
+
+#include "config.h"
+
+struct ev_loop;
+struct ext_run;
+
+/* `citus-init extensions --wait`: connect to COORDINATOR_HOST:PG_PORT with the superuser
+ * password (and SSL settings), wait up to max_attempts x retry_delay, create, print one
+ * summary line per extension on stdout. Returns the process exit status: 0 when every
+ * extension exists, 1 otherwise (with a message saying why). */
+int extensions_oneshot(const struct config *cfg);
+
+enum ext_target {
+    EXT_TARGET_LOCAL_SOCKET, /* pod: /var/run/postgresql, peer authentication */
+    EXT_TARGET_COORDINATOR,  /* Job: TCP to COORDINATOR_HOST with password / SSL */
+};
+
+enum ext_run_result {
+    EXT_RUN_ALL_PRESENT,     /* every listed extension exists */
+    EXT_RUN_SOME_FAILED,     /* permanent failures (e.g. unknown extension); others done */
+    EXT_RUN_GAVE_UP,         /* transient failures until max attempts */
+    EXT_RUN_CANCELLED,
+};
+
+/* Called once when the run ends (not after extensions_run_cancel). */
+typedef void (*ext_run_done_fn)(enum ext_run_result result, void *ctx);
+
+struct ext_run_options {
+    enum ext_target target;
+    int max_attempts;        /* >= 1 */
+    double retry_delay;      /* seconds between attempts (upper bound of the backoff) */
+    double first_retry;      /* first delay; doubles up to retry_delay (0: retry_delay) */
+    bool print_summary;      /* one line per extension on stdout when done (Job mode) */
+};
+
+/* Start a run for `list` (copied). cfg must outlive the run. Never returns NULL. */
+struct ext_run *extensions_run_start(struct ev_loop *loop, const struct config *cfg,
+                                     const struct extension_list *list,
+                                     const struct ext_run_options *opts, ext_run_done_fn done,
+                                     void *ctx);
+/* Stop a run in progress (closes its connection, frees it); done is not called. */
+void extensions_run_cancel(struct ext_run *run);
+
+/* --- pure helpers, exposed for unit tests --- */
+
+/* Whether an error (SQLSTATE, may be NULL for connection failures) is worth retrying. */
+bool extensions_error_transient(const char *sqlstate);
+
+#endif

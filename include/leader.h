@@ -1,0 +1,48 @@
+/* leader.h: watch the local Patroni REST API and create the configured extensions whenever
+ * this member is the leader that owns them (Citus group 0, or every group's leader without
+ * Citus), again after every promotion, and whenever EXTENSIONS_FILE changes.
+ *
+ * Runs entirely on the caller's libev loop (PID 1's loop): HTTP through the libcurl multi
+ * interface driven by ev_io/ev_timer, the file through ev_stat, PostgreSQL through the
+ * non-blocking runner of extensions.h. Nothing here blocks the loop. */
+#ifndef CITUS_INIT_LEADER_H
+#define CITUS_INIT_LEADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct ev_loop;
+struct leader_watch;
+
+/* Start watching; cfg must outlive the watch. Returns NULL (after logging why) only when
+ * the HTTP machinery cannot be set up. Does nothing useful (but returns a valid handle)
+ * when this member can never own the extensions (a Citus worker group) or the list is
+ * empty and no EXTENSIONS_FILE is watched. */
+struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct config *cfg);
+/* Stop every watcher, cancel a run in progress, free. NULL is fine. */
+void leader_watch_stop(struct leader_watch *w);
+
+/* --- pure helpers, exposed for unit tests --- */
+
+enum patroni_status {
+    PATRONI_LEADER,        /* role primary/master, state running */
+    PATRONI_NOT_LEADER,    /* a well-formed answer for any other role/state */
+    PATRONI_BAD_ANSWER,    /* not JSON, or no string role/state */
+};
+
+/* Classify a GET /patroni body. On PATRONI_BAD_ANSWER *problem (when not NULL) points to a
+ * static description. role/state (when not NULL, size > 0) receive the reported values. */
+enum patroni_status leader_parse_patroni(const char *body, size_t len, char *role, size_t role_size,
+                                         char *state, size_t state_size, const char **problem);
+
+/* Whether this member's configuration makes it responsible for the extensions when it
+ * leads: without Citus every cluster's leader, with Citus only the coordinator (group 0). */
+bool leader_owns_extensions(const struct config *cfg);
+
+/* The URL of the local REST API: LISTEN_ADDRESS unless it is a wildcard, else 127.0.0.1.
+ * Written into buf; returns buf. */
+char *leader_patroni_url(const struct config *cfg, char *buf, size_t size);
+
+#endif

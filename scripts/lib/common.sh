@@ -35,12 +35,13 @@ ensure_apt() {
 }
 
 # Patroni (pinned in versions.env, the same version the image installs) and the Python test
-# tools, in a virtualenv under the project.
+# tools, in a virtualenv under the project. Built on Debian's /usr/bin/python3: the pods run
+# Patroni as the postgres user, which cannot reach an interpreter under /root (pyenv).
 ensure_venv() {
-  local stamp="$VENV/.stamp-$PATRONI_VERSION-$PSYCOPG2_VERSION-$PYTHON_ETCD_VERSION-2"
+  local stamp="$VENV/.stamp-$PATRONI_VERSION-$PSYCOPG2_VERSION-$PYTHON_ETCD_VERSION-3"
   [ -f "$stamp" ] && return 0
   say "creating $VENV (patroni $PATRONI_VERSION)"
-  python3 -m venv "$VENV"
+  /usr/bin/python3 -m venv --clear "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check \
     "patroni[etcd3]==$PATRONI_VERSION" "psycopg2-binary==$PSYCOPG2_VERSION" \
     "python-etcd==$PYTHON_ETCD_VERSION" pytest pyyaml cryptography

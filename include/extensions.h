@@ -16,6 +16,7 @@
 #define CITUS_INIT_EXTENSIONS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 
@@ -63,5 +64,10 @@ void extensions_run_cancel(struct ext_run *run);
 
 /* Whether an error (SQLSTATE, may be NULL for connection failures) is worth retrying. */
 bool extensions_error_transient(const char *sqlstate);
+/* Levenshtein distance between two names. */
+size_t extensions_edit_distance(const char *a, const char *b);
+/* Up to k (<= 16) candidates closest to name, best first (ties by name); returns how many. */
+size_t extensions_closest(const char *name, const char *const *candidates, size_t n,
+                          const char **out, size_t k);
 
 #endif

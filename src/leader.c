@@ -1,24 +1,540 @@
+/* leader.c: ask the local Patroni for this member's role, act when it becomes the leader.
+ *
+ * HTTP goes through libcurl's multi interface, driven by the caller's libev loop (curl tells
+ * us which sockets to watch and when its timeout fires; we tell curl when they are ready), so
+ * a slow or hung Patroni never stalls signal forwarding or child reaping. One request is in
+ * flight at most; a tick that finds one still running is skipped. */
 #include "leader.h"
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
 #include <ev.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "extensions.h"
+
+#define MAX_BODY (64 * 1024)
+#define MAX_LIST_FILE (1024 * 1024)
+/* Leader mode retries quickly at first: right after promotion the database may still be
+ * finishing recovery, or (Citus) Patroni may not have created the database yet. */
+#define FIRST_RETRY_S 0.2
 
 struct leader_watch {
     struct ev_loop *loop;
     const struct config *cfg;
+
+    /* HTTP */
+    CURLM *multi;
+    CURL *easy;
+    bool in_flight;
+    char url[300];
+    char *body;
+    size_t body_len;
+    bool body_truncated;
+    ev_timer poll_timer;
+    ev_timer curl_timer;
+    char last_problem[256]; /* last unexpected answer logged, so it is logged once */
+
+    /* leadership and the list */
+    bool active;            /* this member is responsible for the extensions when leading */
+    bool leader;
+    struct extension_list list;
+    ev_stat file_watch;
+    bool file_missing_logged;
+    struct ext_run *run;
+    bool last_run_complete; /* the last run ended without giving up (no transient leftovers) */
 };
+
+/* ------------------------------------------------------------------ pure helpers */
+
+enum patroni_status leader_parse_patroni(const char *body, size_t len, char *role, size_t role_size,
+                                         char *state, size_t state_size, const char **problem)
+{
+    const char *why = NULL;
+    enum patroni_status st = PATRONI_BAD_ANSWER;
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    if (!doc || !cJSON_IsObject(doc)) {
+        why = "answer is not a JSON object";
+        goto out;
+    }
+    const cJSON *jrole = cJSON_GetObjectItemCaseSensitive(doc, "role");
+    const cJSON *jstate = cJSON_GetObjectItemCaseSensitive(doc, "state");
+    if (!cJSON_IsString(jrole) || !cJSON_IsString(jstate)) {
+        why = "answer has no string \"role\" and \"state\"";
+        goto out;
+    }
+    if (role && role_size)
+        snprintf(role, role_size, "%s", jrole->valuestring);
+    if (state && state_size)
+        snprintf(state, state_size, "%s", jstate->valuestring);
+    /* Patroni 4 says "primary", 3.x "master". A standby leader is not writable. */
+    bool leading = strcmp(jrole->valuestring, "primary") == 0 ||
+                   strcmp(jrole->valuestring, "master") == 0;
+    st = leading && strcmp(jstate->valuestring, "running") == 0 ? PATRONI_LEADER
+                                                                 : PATRONI_NOT_LEADER;
+out:
+    cJSON_Delete(doc);
+    if (problem)
+        *problem = why;
+    return st;
+}
+
+bool leader_owns_extensions(const struct config *cfg)
+{
+    return !cfg->citus_enabled || cfg->citus_group == 0;
+}
+
+char *leader_patroni_url(const struct config *cfg, char *buf, size_t size)
+{
+    /* LISTEN_ADDRESS may be a list (PostgreSQL syntax): the first address will do. */
+    char addr[256];
+    const char *la = cfg->listen_address ? cfg->listen_address : "";
+    size_t n = strcspn(la, ", ");
+    if (n >= sizeof addr)
+        n = sizeof addr - 1;
+    memcpy(addr, la, n);
+    addr[n] = '\0';
+    if (!*addr || strcmp(addr, "0.0.0.0") == 0 || strcmp(addr, "::") == 0 ||
+        strcmp(addr, "*") == 0)
+        snprintf(addr, sizeof addr, "127.0.0.1");
+    bool v6 = strchr(addr, ':') != NULL;
+    snprintf(buf, size, "http://%s%s%s:%d/patroni", v6 ? "[" : "", addr, v6 ? "]" : "",
+             cfg->api_port);
+    return buf;
+}
+
+/* ------------------------------------------------------------------ extension lists */
+
+static void list_append(struct extension_list *l, const char *name, const char *schema)
+{
+    struct extension_spec *items = realloc(l->items, (l->count + 1) * sizeof *items);
+    if (!items)
+        abort();
+    l->items = items;
+    l->items[l->count].name = strdup(name);
+    l->items[l->count].schema = schema ? strdup(schema) : NULL;
+    if (!l->items[l->count].name || (schema && !l->items[l->count].schema))
+        abort();
+    l->count++;
+}
+
+static const struct extension_spec *list_find(const struct extension_list *l, const char *name)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (strcmp(l->items[i].name, name) == 0)
+            return &l->items[i];
+    return NULL;
+}
+
+/* Copy of src without repeated names (the first entry of a name wins). */
+static void list_copy_unique(struct extension_list *dst, const struct extension_list *src)
+{
+    for (size_t i = 0; i < src->count; i++)
+        if (!list_find(dst, src->items[i].name))
+            list_append(dst, src->items[i].name, src->items[i].schema);
+}
+
+static bool same_schema(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool lists_equal(const struct extension_list *a, const struct extension_list *b)
+{
+    if (a->count != b->count)
+        return false;
+    for (size_t i = 0; i < a->count; i++) {
+        const struct extension_spec *o = list_find(b, a->items[i].name);
+        if (!o || !same_schema(o->schema, a->items[i].schema))
+            return false;
+    }
+    return true;
+}
+
+static char *read_small_file(const char *path, const char **why)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    char *buf = malloc(MAX_LIST_FILE + 1);
+    if (!buf)
+        abort();
+    size_t n = fread(buf, 1, MAX_LIST_FILE + 1, f);
+    bool err = ferror(f);
+    fclose(f);
+    if (err || n > MAX_LIST_FILE) {
+        *why = err ? "read error" : "file larger than 1 MiB";
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The list as configured now: EXTENSIONS (the process environment, as config_load read it)
+ * plus the current content of EXTENSIONS_FILE. Returns 0, or -1 after logging why. */
+static int load_current_list(const struct config *cfg, struct extension_list *out)
+{
+    struct diag d;
+    diag_init(&d);
+    struct extension_list parsed = {0};
+    const char *env = env_lookup_process("EXTENSIONS", NULL);
+    if (env)
+        extension_list_parse(&parsed, env, "EXTENSIONS", &d);
+    const char *why = NULL;
+    char *text = read_small_file(cfg->extensions_file, &why);
+    if (!text) {
+        log_warn("cannot read EXTENSIONS_FILE; keeping the previous list", "path",
+                 cfg->extensions_file, "error", why, NULL);
+        extension_list_free(&parsed);
+        diag_free(&d);
+        return -1;
+    }
+    extension_list_parse(&parsed, text, cfg->extensions_file, &d);
+    free(text);
+    int rc = 0;
+    if (diag_error_count(&d) > 0) {
+        for (size_t i = 0; i < d.count; i++)
+            if (d.items[i].severity == DIAG_ERROR)
+                log_error("EXTENSIONS_FILE rejected; keeping the previous list", "path",
+                          cfg->extensions_file, "problem", d.items[i].message, NULL);
+        rc = -1;
+    } else {
+        list_copy_unique(out, &parsed);
+    }
+    extension_list_free(&parsed);
+    diag_free(&d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ running */
+
+static void run_done(enum ext_run_result result, void *ctx)
+{
+    struct leader_watch *w = ctx;
+    w->last_run_complete = result != EXT_RUN_GAVE_UP;
+    extensions_run_cancel(w->run); /* frees it; the runner touches nothing after done */
+    w->run = NULL;
+}
+
+static void start_run(struct leader_watch *w, const struct extension_list *list)
+{
+    if (w->run) {
+        /* A run in progress is replaced by one over the whole list, so nothing it had not
+         * reached yet is forgotten. */
+        extensions_run_cancel(w->run);
+        w->run = NULL;
+        list = &w->list;
+    }
+    if (list->count == 0)
+        return;
+    struct ext_run_options opts = {
+        .target = EXT_TARGET_LOCAL_SOCKET,
+        .max_attempts = w->cfg->extensions_max_attempts,
+        .retry_delay = w->cfg->extensions_retry_delay,
+        .first_retry = FIRST_RETRY_S,
+        .print_summary = false,
+    };
+    w->run = extensions_run_start(w->loop, w->cfg, list, &opts, run_done, w);
+}
+
+static void on_file_change(struct ev_loop *loop, ev_stat *st, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct leader_watch *w = st->data;
+    if (st->attr.st_nlink == 0) {
+        if (!w->file_missing_logged)
+            log_warn("EXTENSIONS_FILE disappeared; keeping the previous list", "path",
+                     w->cfg->extensions_file, NULL);
+        w->file_missing_logged = true;
+        return;
+    }
+    w->file_missing_logged = false;
+    struct extension_list fresh = {0};
+    if (load_current_list(w->cfg, &fresh) != 0)
+        return;
+    if (lists_equal(&fresh, &w->list)) {
+        extension_list_free(&fresh);
+        log_debug("EXTENSIONS_FILE touched, list unchanged", "path", w->cfg->extensions_file, NULL);
+        return;
+    }
+    /* Names that were removed are never dropped; only new ones need work. */
+    struct extension_list added = {0};
+    for (size_t i = 0; i < fresh.count; i++)
+        if (!list_find(&w->list, fresh.items[i].name))
+            list_append(&added, fresh.items[i].name, fresh.items[i].schema);
+    char sn[24], sa[24];
+    snprintf(sn, sizeof sn, "%zu", fresh.count);
+    snprintf(sa, sizeof sa, "%zu", added.count);
+    log_info("extension list changed", "path", w->cfg->extensions_file, "extensions", sn, "added",
+             sa, "leader", w->leader ? "true" : "false", NULL);
+    extension_list_free(&w->list);
+    w->list = fresh;
+    if (w->leader)
+        start_run(w, w->last_run_complete ? &added : &w->list);
+    extension_list_free(&added);
+}
+
+static void become_leader(struct leader_watch *w, bool leader, const char *role)
+{
+    if (leader == w->leader)
+        return;
+    w->leader = leader;
+    if (leader) {
+        char sn[24];
+        snprintf(sn, sizeof sn, "%zu", w->list.count);
+        log_info("this member is the leader; checking extensions", "role", role, "extensions", sn,
+                 NULL);
+        w->last_run_complete = false;
+        start_run(w, &w->list);
+    } else {
+        log_info("this member is no longer the leader", "role", role, NULL);
+        if (w->run) {
+            extensions_run_cancel(w->run);
+            w->run = NULL;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct leader_watch *w = userp;
+    size_t n = size * nmemb;
+    if (w->body_len + n > MAX_BODY) {
+        w->body_truncated = true;
+        return n; /* keep reading, ignore the excess */
+    }
+    memcpy(w->body + w->body_len, data, n);
+    w->body_len += n;
+    return n;
+}
+
+static void note_problem(struct leader_watch *w, const char *problem)
+{
+    if (strncmp(w->last_problem, problem, sizeof w->last_problem - 1) == 0) {
+        log_debug("unexpected answer from Patroni (repeated)", "url", w->url, "problem", problem,
+                  NULL);
+        return;
+    }
+    snprintf(w->last_problem, sizeof w->last_problem, "%s", problem);
+    log_warn("unexpected answer from Patroni", "url", w->url, "problem", problem, NULL);
+}
+
+static void request_finished(struct leader_watch *w, CURLcode rc)
+{
+    w->in_flight = false;
+    curl_multi_remove_handle(w->multi, w->easy);
+    if (rc != CURLE_OK) {
+        /* Patroni is starting or restarting: normal, quiet. */
+        log_debug("Patroni REST API not answering", "url", w->url, "error", curl_easy_strerror(rc),
+                  NULL);
+        return;
+    }
+    long code = 0;
+    curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &code);
+    char role[64] = "", state[64] = "";
+    const char *why = NULL;
+    enum patroni_status st = w->body_truncated
+                                 ? PATRONI_BAD_ANSWER
+                                 : leader_parse_patroni(w->body, w->body_len, role, sizeof role,
+                                                        state, sizeof state, &why);
+    if (st == PATRONI_BAD_ANSWER) {
+        char problem[200];
+        snprintf(problem, sizeof problem, "HTTP %ld: %s", code,
+                 w->body_truncated ? "answer larger than 64 KiB" : why);
+        note_problem(w, problem);
+        return;
+    }
+    w->last_problem[0] = '\0';
+    become_leader(w, st == PATRONI_LEADER, role);
+}
+
+static void check_finished(struct leader_watch *w)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(w->multi, &left)) != NULL)
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == w->easy)
+            request_finished(w, msg->data.result);
+}
+
+static void on_curl_socket_ready(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    struct leader_watch *w = io->data;
+    int flags = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(w->multi, io->fd, flags, &running);
+    check_finished(w);
+}
+
+static void on_curl_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct leader_watch *w = t->data;
+    int running;
+    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_finished(w);
+}
+
+/* curl: "watch this socket for these events" (or stop watching it). */
+static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct leader_watch *w = userp;
+    ev_io *io = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (io) {
+            ev_io_stop(w->loop, io);
+            free(io);
+            curl_multi_assign(w->multi, s, NULL);
+        }
+        return 0;
+    }
+    int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    if (!io) {
+        io = malloc(sizeof *io);
+        if (!io)
+            abort();
+        ev_io_init(io, on_curl_socket_ready, s, events);
+        io->data = w;
+        curl_multi_assign(w->multi, s, io);
+    } else {
+        ev_io_stop(w->loop, io);
+        ev_io_set(io, s, events);
+    }
+    ev_io_start(w->loop, io);
+    return 0;
+}
+
+/* curl: "call me back in timeout_ms" (-1: never mind). */
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct leader_watch *w = userp;
+    ev_timer_stop(w->loop, &w->curl_timer);
+    if (timeout_ms >= 0) {
+        ev_timer_set(&w->curl_timer, (double)timeout_ms / 1000.0, 0.);
+        ev_timer_start(w->loop, &w->curl_timer);
+    }
+    return 0;
+}
+
+static void on_poll(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct leader_watch *w = t->data;
+    if (w->in_flight)
+        return;
+    w->body_len = 0;
+    w->body_truncated = false;
+    if (curl_multi_add_handle(w->multi, w->easy) != CURLM_OK) {
+        note_problem(w, "cannot start an HTTP request");
+        return;
+    }
+    w->in_flight = true;
+}
+
+/* ------------------------------------------------------------------ start / stop */
 
 struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct config *cfg)
 {
     struct leader_watch *w = calloc(1, sizeof *w);
-    if (w) {
-        w->loop = loop;
-        w->cfg = cfg;
+    if (!w)
+        abort();
+    w->loop = loop;
+    w->cfg = cfg;
+    list_copy_unique(&w->list, &cfg->extensions);
+    w->active = leader_owns_extensions(cfg) && (w->list.count > 0 || cfg->extensions_file);
+    if (!w->active) {
+        log_debug("leader watch idle: this member never creates extensions",
+                  "citus_group", cfg->citus_enabled ? "worker" : "-", NULL);
+        return w;
     }
+
+    static bool curl_ready;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            log_error("cannot initialise libcurl; extensions will not be created", NULL);
+            leader_watch_stop(w);
+            return NULL;
+        }
+        curl_ready = true;
+    }
+    w->body = malloc(MAX_BODY);
+    w->multi = curl_multi_init();
+    w->easy = curl_easy_init();
+    if (!w->body || !w->multi || !w->easy) {
+        log_error("cannot set up HTTP requests; extensions will not be created", NULL);
+        leader_watch_stop(w);
+        return NULL;
+    }
+    leader_patroni_url(cfg, w->url, sizeof w->url);
+    long interval = cfg->leader_poll_interval_ms > 0 ? cfg->leader_poll_interval_ms : 1000;
+    curl_easy_setopt(w->easy, CURLOPT_URL, w->url);
+    curl_easy_setopt(w->easy, CURLOPT_NOPROXY, "*"); /* never a proxy from the environment */
+    curl_easy_setopt(w->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(w->easy, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    curl_easy_setopt(w->easy, CURLOPT_TIMEOUT_MS, interval > 2000 ? interval : 2000L);
+    curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(w->easy, CURLOPT_PROTOCOLS_STR, "http");
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+
+    ev_timer_init(&w->curl_timer, on_curl_timeout, 0., 0.);
+    w->curl_timer.data = w;
+    ev_timer_init(&w->poll_timer, on_poll, 0., (double)interval / 1000.0);
+    w->poll_timer.data = w;
+    ev_timer_start(loop, &w->poll_timer);
+
+    if (cfg->extensions_file) {
+        /* kubelet swaps a ..data symlink on ConfigMap updates: stat follows it, so any
+         * change of the target shows up here; the content is compared before acting. */
+        ev_stat_init(&w->file_watch, on_file_change, cfg->extensions_file, 1.0);
+        w->file_watch.data = w;
+        ev_stat_start(loop, &w->file_watch);
+    }
+    char si[24], sn[24];
+    snprintf(si, sizeof si, "%ld", interval);
+    snprintf(sn, sizeof sn, "%zu", w->list.count);
+    log_info("watching Patroni for leadership", "url", w->url, "interval_ms", si, "extensions", sn,
+             "extensions_file", cfg->extensions_file ? cfg->extensions_file : "-", NULL);
     return w;
 }
 
 void leader_watch_stop(struct leader_watch *w)
 {
+    if (!w)
+        return;
+    if (w->run)
+        extensions_run_cancel(w->run);
+    if (w->active) {
+        ev_timer_stop(w->loop, &w->poll_timer);
+        ev_timer_stop(w->loop, &w->curl_timer);
+        if (w->cfg->extensions_file)
+            ev_stat_stop(w->loop, &w->file_watch);
+    }
+    if (w->multi && w->easy && w->in_flight)
+        curl_multi_remove_handle(w->multi, w->easy); /* closes its socket via curl_socket_cb */
+    if (w->easy)
+        curl_easy_cleanup(w->easy);
+    if (w->multi)
+        curl_multi_cleanup(w->multi);
+    free(w->body);
+    extension_list_free(&w->list);
     free(w);
 }

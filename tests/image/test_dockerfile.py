@@ -1,0 +1,292 @@
+"""Dockerfile.citus kept honest without a Docker engine.
+
+What a broken image would get wrong, checked against the repository itself: the pinned
+versions drift from versions.env (what the tests run); ENTRYPOINT points somewhere meson does
+not install citus-init; the runtime stage lacks a package for a library citus-init links;
+build tools leak into the final image; the build context drags local state along.
+"""
+
+import fnmatch
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import dockerparse
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile.citus"
+REQUIRED_PINS = ("PATRONI_VERSION", "PSYCOPG2_VERSION", "IMAGE_PG_MAJOR", "CITUS_VERSION")
+
+# Packages the runtime stage may rely on without naming them, and why.
+BASE_PROVIDED = {
+    "libc6": "the C library: essential in every Debian image, postgres:16-bookworm included",
+}
+# Shared objects that belong to no package a Dockerfile installs.
+KERNEL_OR_LOADER = re.compile(r"^(linux-vdso|linux-gate)\.so|/ld-linux[^/]*\.so")
+
+BUILD_TOOLS = {"gcc", "g++", "cpp", "clang", "make", "meson", "ninja-build", "pkg-config",
+               "pkgconf", "build-essential", "libc6-dev", "binutils", "cmake", "autoconf"}
+
+
+def read_versions():
+    pins = {}
+    for line in (ROOT / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            k, _, v = line.partition("=")
+            pins[k.strip()] = v.strip().strip("\"'")
+    return pins
+
+
+@pytest.fixture(scope="module")
+def df():
+    return dockerparse.parse(DOCKERFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def versions():
+    return read_versions()
+
+
+def test_pinned_versions_equal_versions_env(df, versions):
+    for name in REQUIRED_PINS:
+        assert name in versions, f"versions.env lacks {name}"
+        assert name in df.global_args, f"Dockerfile.citus has no global ARG {name}"
+    for name, default in df.global_args.items():
+        if name in versions:
+            assert default == versions[name], (
+                f"Dockerfile.citus ARG {name}={default} but versions.env says {versions[name]}")
+
+
+def test_stage_args_do_not_override_pins(df, versions):
+    for stage in df.stages:
+        for ins in stage.all("ARG"):
+            name, _, default = ins.args.partition("=")
+            assert not default or name not in versions, (
+                f"line {ins.lineno}: stage {stage.name or stage.index} gives {name} its own "
+                f"default; declare it without one so the global (versions.env) value applies")
+            assert stage.args.get(name) is not None, (
+                f"line {ins.lineno}: ARG {name} has no value in stage {stage.name or stage.index}")
+
+
+def test_tests_run_the_pinned_patroni(versions):
+    out = subprocess.run([str(ROOT / ".venv/bin/patroni"), "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split()[-1] == versions["PATRONI_VERSION"], out
+
+
+def test_every_stage_uses_the_postgres_base(df, versions):
+    want = f"postgres:{versions['IMAGE_PG_MAJOR']}-bookworm"
+    for stage in df.stages:
+        assert stage.base == want, f"stage {stage.name or stage.index} is based on {stage.base}"
+
+
+def test_runtime_installs_pinned_patroni_in_opt_patroni(df, versions):
+    reqs = dockerparse.pip_requirements(df.stage("patroni"))
+    names = {re.split(r"[\[=<>]", r)[0]: r for r in reqs}
+    assert re.fullmatch(r"patroni(\[[a-z0-9,]+\])?==" + re.escape(versions["PATRONI_VERSION"]),
+                        names.get("patroni", "")), reqs
+    assert "kubernetes" in names["patroni"], "Patroni needs its kubernetes DCS in the image"
+    assert names.get("psycopg2-binary") == f"psycopg2-binary=={versions['PSYCOPG2_VERSION']}"
+    copies = [shlex.split(i.args) for i in df.final.all("COPY")]
+    assert ["--from=patroni", "/opt/patroni", "/opt/patroni"] in copies
+    env = {}
+    for ins in df.final.all("ENV"):
+        env.update(dockerparse.key_values(ins))
+    assert env.get("PATH", "").split(":")[0] == "/opt/patroni/bin", env.get("PATH")
+
+
+def test_runtime_installs_citus_postgis_partman(df, versions):
+    pg, citus = versions["IMAGE_PG_MAJOR"], versions["CITUS_VERSION"]
+    pkgs = set(dockerparse.apt_installs(df.final))
+    for want in (f"postgresql-{pg}-citus-{citus}", f"postgresql-{pg}-postgis-3",
+                 f"postgresql-{pg}-postgis-3-scripts", f"postgresql-{pg}-partman", "python3"):
+        assert want in pkgs, f"runtime stage does not install {want}: {sorted(pkgs)}"
+
+
+def test_final_stage_has_no_build_tools(df):
+    pkgs = dockerparse.apt_installs(df.final)
+    bad = [p for p in pkgs if p.endswith("-dev") or p in BUILD_TOOLS]
+    assert not bad, f"runtime stage installs build tools: {bad}"
+    # nothing compiled in the final stage either
+    for ins in df.final.all("RUN"):
+        for cmd in dockerparse.shell_commands(ins.args, df.final.args):
+            assert cmd[0] not in ("meson", "ninja", "gcc", "cc", "make"), (
+                f"line {ins.lineno}: runtime stage runs {cmd[0]}")
+
+
+def test_runtime_stage_shape(df):
+    final = df.final
+    assert not final.all("USER"), "USER must stay root: citus-init drops privileges itself"
+    exposed = set()
+    for ins in final.all("EXPOSE"):
+        exposed.update(ins.args.split())
+    assert {"5432", "8008"} <= exposed, exposed
+    stop = final.all("STOPSIGNAL")
+    assert stop and stop[-1].args == "SIGTERM", "the base image's SIGINT must be replaced"
+    labels = {}
+    for ins in final.all("LABEL"):
+        labels.update(dockerparse.key_values(ins))
+    for key in ("title", "description", "licenses"):
+        assert f"org.opencontainers.image.{key}" in labels, labels
+    cmd = final.all("CMD")
+    assert cmd and dockerparse.exec_form(cmd[-1]) == [], "CMD must be empty (no args = Patroni)"
+
+
+def test_dockerignore_keeps_local_state_out():
+    patterns = [p.strip().rstrip("/") for p in (ROOT / ".dockerignore").read_text().splitlines()
+                if p.strip() and not p.startswith("#")]
+
+    def ignored(path):
+        return any(fnmatch.fnmatch(path, p) for p in patterns)
+
+    for path in (".git", "build", "build-asan", "build-fuzz", ".venv", ".cache", "certs"):
+        assert ignored(path), f".dockerignore does not exclude {path}"
+    for path in ("src", "include", "meson.build", "meson_options.txt", "tests"):
+        assert not ignored(path), f".dockerignore excludes {path}, which the build needs"
+
+
+# ---- the binary: where meson installs it and which packages its libraries come from ----
+
+def meson_setup_options(df):
+    """Options of the `meson setup` command in the build stage."""
+    for ins in df.stage("build").all("RUN"):
+        for cmd in dockerparse.shell_commands(ins.args, df.stage("build").args):
+            if cmd[:2] == ["meson", "setup"]:
+                return [w for w in cmd[2:] if w.startswith("-")]
+    raise AssertionError("the build stage has no `meson setup`")
+
+
+@pytest.fixture(scope="module")
+def release_build(df, tmp_path_factory):
+    """citus-init configured and compiled exactly as the build stage does it."""
+    opts = meson_setup_options(df)
+    assert "--buildtype=release" in opts and any(o.startswith("--prefix=") for o in opts), opts
+    build = tmp_path_factory.mktemp("image") / "build"
+    setup = subprocess.run(["nice", "-n", "10", "meson", "setup", str(build), str(ROOT), *opts],
+                           capture_output=True, text=True)
+    assert setup.returncode == 0, f"meson setup {' '.join(opts)} failed:\n{setup.stdout}{setup.stderr}"
+    return build
+
+
+def installed_path(build, target="citus-init"):
+    import json
+    installed = json.loads(subprocess.run(["meson", "introspect", "--installed", str(build)],
+                                          capture_output=True, text=True, check=True).stdout)
+    paths = [dst for src, dst in installed.items() if os.path.basename(src) == target]
+    assert len(paths) == 1, f"meson installs {target} {len(paths)} times: {installed}"
+    return paths[0]
+
+
+def test_entrypoint_is_where_meson_installs_citus_init(df, release_build):
+    dest = installed_path(release_build)
+    entry = dockerparse.exec_form(df.final.all("ENTRYPOINT")[-1])
+    assert entry == [dest], f"ENTRYPOINT {entry}, meson installs citus-init at {dest}"
+    copies = [shlex.split(i.args) for i in df.final.all("COPY")]
+    assert ["--from=build", dest, dest] in copies, (
+        f"the runtime stage must copy {dest} from the build stage: {copies}")
+
+
+def dpkg_owner(path):
+    """Debian package owning a file; tries the path as linked and resolved, with and without
+    the /usr prefix (merged /usr lists files under either)."""
+    real = os.path.realpath(path)
+    candidates = []
+    for p in (path, real):
+        candidates += [p, p[4:] if p.startswith("/usr/") else "/usr" + p]
+    for p in candidates:
+        r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.split(":")[0].strip()
+    raise AssertionError(f"no Debian package owns {path} ({real})")
+
+
+def depends_closure(roots):
+    """Packages apt installs along with `roots` (Pre-Depends/Depends, recursively), from the
+    package database of this Debian 12 machine (the image base is Debian 12 as well)."""
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Pre-Depends}, ${Depends}\n"],
+                         capture_output=True, text=True, check=True).stdout
+    deps = {}
+    for line in out.splitlines():
+        pkg, _, rest = line.partition("\t")
+        names = set()
+        for clause in rest.split(","):
+            for alt in clause.split("|"):
+                name = alt.strip().split(" ")[0].split(":")[0]
+                if name:
+                    names.add(name)
+        deps[pkg] = names
+    seen, todo = set(), list(roots)
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen.add(p)
+            todo += deps.get(p, ())
+    return seen
+
+
+def needed_libraries(binary):
+    out = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True,
+                         check=True).stdout
+    return set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
+
+
+def check_libraries_packaged(binary, explicit):
+    """Every library `ldd binary` resolves maps to a package: direct dependencies (NEEDED)
+    to one the runtime stage installs by name (or the base provides); indirect ones at least
+    to a dependency of those. Returns {soname: package}."""
+    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    direct = needed_libraries(binary)
+    allowed_direct = set(explicit) | set(BASE_PROVIDED)
+    closure = depends_closure(allowed_direct)
+    found, problems = {}, []
+    for line in ldd.splitlines():
+        line = line.strip()
+        if not line or KERNEL_OR_LOADER.search(line):
+            continue
+        m = re.match(r"(\S+) => (\S+) \(0x[0-9a-f]+\)$", line)
+        if not m:
+            problems.append(f"ldd cannot resolve: {line}")
+            continue
+        soname, path = m.groups()
+        pkg = dpkg_owner(path)
+        found[soname] = pkg
+        if soname in direct and pkg not in allowed_direct:
+            problems.append(f"{soname} ({path}) comes from {pkg}, which the runtime stage does "
+                            f"not install")
+        elif pkg not in closure:
+            problems.append(f"{soname} ({path}) comes from {pkg}, which no installed package "
+                            f"depends on")
+    missing = direct - set(found) - {"libc.so.6"}
+    if missing:
+        problems.append(f"NEEDED but not resolved by ldd: {sorted(missing)}")
+    assert not problems, "\n".join(problems)
+    return found
+
+
+def test_runtime_stage_provides_every_library_citus_init_links(df, release_build):
+    compile_ = subprocess.run(["nice", "-n", "10", "ninja", "-C", str(release_build), "citus-init"],
+                              capture_output=True, text=True)
+    assert compile_.returncode == 0, f"release build of citus-init failed:\n{compile_.stdout[-4000:]}"
+    found = check_libraries_packaged(release_build / "citus-init", dockerparse.apt_installs(df.final))
+    # the libraries the project's meson.build asks for are among them
+    for lib in ("libev.so.4", "libyaml-0.so.2", "libcjson.so.1", "libpq.so.5", "libcurl.so.4",
+                "libssl.so.3", "libcrypto.so.3"):
+        assert lib in found, f"citus-init does not link {lib}? ldd found {sorted(found)}"
+
+
+def test_library_check_catches_a_missing_package(tmp_path):
+    """The check itself: a binary linking libcmocka (not in the image) must be refused."""
+    src = tmp_path / "probe.c"
+    src.write_text("#include <stdarg.h>\n#include <stddef.h>\n#include <setjmp.h>\n"
+                   "#include <stdint.h>\n#include <cmocka.h>\n"
+                   "int main(void) { print_message(\"x\\n\"); return 0; }\n")
+    exe = tmp_path / "probe"
+    subprocess.run(["cc", "-o", str(exe), str(src), "-lcmocka"], check=True)
+    with pytest.raises(AssertionError, match=r"libcmocka\.so\.0 .* comes from libcmocka0, which "
+                                             r"the runtime stage does not install"):
+        check_libraries_packaged(exe, ["libev4"])

@@ -1,0 +1,260 @@
+{{/*
+Names, labels and the list of Citus groups. Every template takes its names and labels from
+here so that a resource name or a selector is spelled in exactly one place.
+*/}}
+
+{{- define "citus.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels every object carries. `cluster-name` is the interface of the original chart
+(kubectl ... -l cluster-name=<clusterName>) and the label Patroni selects its pods by. */}}
+{{- define "citus.labels" -}}
+helm.sh/chart: {{ include "citus.chart" . }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+cluster-name: {{ .Values.clusterName }}
+{{- end -}}
+
+{{/* Stable labels: selectors and volumeClaimTemplates (both immutable) use only these. */}}
+{{- define "citus.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+cluster-name: {{ .Values.clusterName }}
+{{- end -}}
+
+{{/* Per-group labels; argument: dict "root" $ "group" <group from citus.groups>.
+`citus-group` is also Patroni's Citus group label (kubernetes.group_label default). */}}
+{{- define "citus.groupSelectorLabels" -}}
+{{ include "citus.selectorLabels" .root }}
+citus-group: {{ .group.id | quote }}
+{{- end -}}
+
+{{- define "citus.groupLabels" -}}
+{{ include "citus.labels" .root }}
+app.kubernetes.io/component: {{ .group.type }}
+citus-group: {{ .group.id | quote }}
+citus-type: {{ .group.type }}
+{{- end -}}
+
+{{/* The Citus groups as JSON {"groups": [...]}: the coordinator (group 0) when enabled, then
+the workers in the order given. Each group: id (string), type, replicas and the effective
+per-group settings (group override, else the top-level value). Fails on a duplicate group:
+JSON schema cannot express uniqueness of one property across array items. */}}
+{{- define "citus.groups" -}}
+{{- $v := .Values -}}
+{{- $groups := list -}}
+{{- $seen := dict -}}
+{{- if $v.coordinator.enabled -}}
+{{- $c := $v.coordinator -}}
+{{- $groups = append $groups (dict "id" "0" "type" "coordinator" "replicas" (int $c.replicas)
+      "resources" (default $v.resources $c.resources)
+      "storage" (merge (dict) (default (dict) $c.storage) (pick $v.storage.persistentVolume "size" "storageClass"))
+      "nodeSelector" (default $v.nodeSelector $c.nodeSelector)
+      "tolerations" (default $v.tolerations $c.tolerations)
+      "affinity" (default $v.affinity $c.affinity)) -}}
+{{- $_ := set $seen "0" true -}}
+{{- end -}}
+{{- range $i, $w := $v.workers -}}
+{{- $id := toString $w.citusGroup -}}
+{{- if hasKey $seen $id -}}
+{{- fail (printf "workers[%d].citusGroup: group %s is used twice; every worker group needs its own citusGroup (> 0, unique)" $i $id) -}}
+{{- end -}}
+{{- $_ := set $seen $id true -}}
+{{- $groups = append $groups (dict "id" $id "type" (default "worker" $w.citusType) "replicas" (int $w.replicas)
+      "resources" (default $v.resources $w.resources)
+      "storage" (merge (dict) (default (dict) $w.storage) (pick $v.storage.persistentVolume "size" "storageClass"))
+      "nodeSelector" (default $v.nodeSelector $w.nodeSelector)
+      "tolerations" (default $v.tolerations $w.tolerations)
+      "affinity" (default $v.affinity $w.affinity)) -}}
+{{- end -}}
+{{- toJson (dict "groups" $groups) -}}
+{{- end -}}
+
+{{- define "citus.groupName" -}}
+{{ .root.Values.clusterName }}-{{ .group.id }}
+{{- end -}}
+
+{{/* Headless service giving the members of a group DNS names (StatefulSet serviceName). */}}
+{{- define "citus.headlessName" -}}
+{{ include "citus.groupName" . }}-hl
+{{- end -}}
+
+{{- define "citus.podDnsDomain" -}}
+{{ include "citus.headlessName" . }}.{{ .root.Release.Namespace }}.svc.{{ .root.Values.clusterDomain }}
+{{- end -}}
+
+{{- define "citus.serviceAccountName" -}}
+{{- if .Values.serviceAccount.name -}}
+{{ .Values.serviceAccount.name }}
+{{- else -}}
+{{ .Values.clusterName }}
+{{- end -}}
+{{- end -}}
+
+{{- define "citus.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+
+{{- define "citus.extensionsConfigMap" -}}
+{{ .Values.clusterName }}-extensions
+{{- end -}}
+
+{{/* The extension list as citus-init's EXTENSIONS_FILE text: one entry a line. Empty when
+additionalExtensions.enabled is false, so that enabling it later changes only the file,
+which citus-init picks up without a restart. */}}
+{{- define "citus.extensionsFile" -}}
+# Managed by Helm (additionalExtensions.extensions): one extension a line, name[:schema]
+{{- if .Values.additionalExtensions.enabled }}
+{{- range .Values.additionalExtensions.extensions }}
+{{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Paths of the pod contract (docs/citus-init.md). */}}
+{{- define "citus.secretsDir" -}}/etc/patroni/secrets{{- end -}}
+{{- define "citus.sslCertDir" -}}/etc/ssl/certs/postgresql{{- end -}}
+{{- define "citus.extensionsDir" -}}/etc/citus-init/extensions{{- end -}}
+{{- define "citus.runDir" -}}/run/citus-init{{- end -}}
+
+{{/* Client-side TLS settings every container that runs psql or libpq gets. */}}
+{{- define "citus.clientSslEnv" -}}
+{{- if .Values.ssl.enabled }}
+- name: PGSSLMODE
+  value: {{ .Values.ssl.mode | quote }}
+- name: PGSSLROOTCERT
+  value: {{ include "citus.sslCertDir" . }}/ca.crt
+{{- else }}
+- name: PGSSLMODE
+  value: prefer
+{{- end }}
+{{- end -}}
+
+{{/* Environment shared by the database pods and the extensions Job: secrets, TLS, database. */}}
+{{- define "citus.commonEnv" -}}
+- name: CLUSTER_NAME
+  value: {{ .Values.clusterName | quote }}
+- name: CITUS_DATABASE
+  value: {{ .Values.citus.database | quote }}
+- name: SECRETS_DIR
+  value: {{ include "citus.secretsDir" . }}
+- name: SUPERUSER_USERNAME
+  value: {{ .Values.patroni.superuser.username | quote }}
+- name: SUPERUSER_PASSWORD_KEY
+  value: {{ .Values.secret.keys.superuserPassword | quote }}
+- name: REPLICATION_USERNAME
+  value: {{ .Values.patroni.replication.username | quote }}
+- name: REPLICATION_PASSWORD_KEY
+  value: {{ .Values.secret.keys.replicationPassword | quote }}
+- name: SSL_ENABLED
+  value: {{ .Values.ssl.enabled | quote }}
+- name: SSL_MODE
+  value: {{ .Values.ssl.mode | quote }}
+- name: SSL_CLIENT_CERT
+  value: {{ .Values.ssl.clientCert | quote }}
+{{- if .Values.ssl.enabled }}
+- name: SSL_CERT_DIR
+  value: {{ include "citus.sslCertDir" . }}
+{{- end }}
+- name: EXTENSIONS_MAX_ATTEMPTS
+  value: {{ .Values.additionalExtensions.maxAttempts | quote }}
+- name: EXTENSIONS_RETRY_DELAY
+  value: {{ .Values.additionalExtensions.retryDelaySeconds | quote }}
+{{- include "citus.clientSslEnv" . }}
+{{- end -}}
+
+{{/* Secret volumes (0440: readable by root and by the fsGroup, never by others). The
+password volume projects exactly the two configured keys, so a missing key stops the pod
+with a clear event instead of starting a member without a password. */}}
+{{- define "citus.secretVolumes" -}}
+- name: patroni-secrets
+  secret:
+    secretName: {{ .Values.secret.name }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.secret.keys.superuserPassword }}
+        path: {{ .Values.secret.keys.superuserPassword }}
+      - key: {{ .Values.secret.keys.replicationPassword }}
+        path: {{ .Values.secret.keys.replicationPassword }}
+{{- if .Values.ssl.enabled }}
+- name: ssl-certs
+  secret:
+    secretName: {{ .Values.ssl.secretName }}
+    defaultMode: 0440
+    {{- if .Values.ssl.certManager.enabled }}
+    # cert-manager names the files tls.crt/tls.key; citus-init reads server.crt/server.key.
+    items:
+      - key: ca.crt
+        path: ca.crt
+      - key: tls.crt
+        path: server.crt
+      - key: tls.key
+        path: server.key
+    {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "citus.secretVolumeMounts" -}}
+- name: patroni-secrets
+  mountPath: {{ include "citus.secretsDir" . }}
+  readOnly: true
+{{- if .Values.ssl.enabled }}
+- name: ssl-certs
+  mountPath: {{ include "citus.sslCertDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Pod securityContext. fsGroup with OnRootMismatch: Kubernetes must not reset the data
+directory's 0700 on every start (PostgreSQL refuses to start otherwise). */}}
+{{- define "citus.podSecurityContext" -}}
+{{- $s := .Values.securityContext -}}
+{{- if $s.runAsNonRoot }}
+runAsNonRoot: true
+runAsUser: {{ $s.runAsUser }}
+runAsGroup: {{ $s.runAsGroup }}
+{{- end }}
+fsGroup: {{ $s.fsGroup }}
+fsGroupChangePolicy: {{ $s.fsGroupChangePolicy }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Security context of containers that never need root (extensions Job, helm test). */}}
+{{- define "citus.restrictedContainerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{/* Checks JSON schema cannot express; each message names the value and what is expected. */}}
+{{- define "citus.validate" -}}
+{{- $v := .Values -}}
+{{- $_ := include "citus.groups" . -}}
+{{- if lt (int $v.patroni.ttl) (add $v.patroni.loopWait (mul 2 $v.patroni.retryTimeout) | int) -}}
+{{- fail (printf "patroni.ttl (%v) must be at least patroni.loopWait + 2 * patroni.retryTimeout (%v + 2 * %v)" $v.patroni.ttl $v.patroni.loopWait $v.patroni.retryTimeout) -}}
+{{- end -}}
+{{- if and $v.additionalExtensions.enabled (not $v.coordinator.enabled) -}}
+{{- fail "additionalExtensions.enabled needs coordinator.enabled: extensions are created on the coordinator" -}}
+{{- end -}}
+{{- if and $v.additionalExtensions.enabled (not $v.additionalExtensions.extensions) -}}
+{{- fail "additionalExtensions.extensions is empty while additionalExtensions.enabled is true: list at least one extension" -}}
+{{- end -}}
+{{- if and $v.ssl.enabled $v.ssl.certManager.enabled (not $v.ssl.certManager.issuerRef.name) -}}
+{{- fail "ssl.certManager.issuerRef.name is empty: name the cert-manager Issuer or ClusterIssuer that signs ssl.secretName" -}}
+{{- end -}}
+{{- if and $v.ssl.certManager.enabled (not $v.ssl.enabled) -}}
+{{- fail "ssl.certManager.enabled needs ssl.enabled: the certificate is only used with TLS on" -}}
+{{- end -}}
+{{- if eq $v.secret.keys.superuserPassword $v.secret.keys.replicationPassword -}}
+{{- fail (printf "secret.keys.superuserPassword and secret.keys.replicationPassword are both %q: the two passwords need different keys" $v.secret.keys.superuserPassword) -}}
+{{- end -}}
+{{- end -}}

@@ -146,7 +146,7 @@ fi
 # every group's services are enumerated, and pods are covered per headless service.
 sans=() seen=' '
 add_san() {
-    case $seen in *" $1 "*) return ;; esac
+    case $seen in *" $1 "*) return 0 ;; esac
     seen="$seen$1 "; sans+=("$1")
 }
 add_service() {   # a Service name in the short and qualified forms clients use

@@ -28,7 +28,14 @@ struct kv_pair {
     char *value;
 };
 
+/* What the configuration is for: a database pod needs its identity, DCS and data dir; the
+ * one-shot `extensions --wait` Job needs only COORDINATOR_HOST, the superuser secret, the
+ * database, PG_PORT, TLS settings and the extension list. */
+enum config_purpose { CONFIG_POD, CONFIG_EXTENSIONS_JOB };
+
 struct config {
+    enum config_purpose purpose; /* what config_load was asked to read */
+
     /* identity and topology */
     char *pod_name;
     char *pod_ip;
@@ -90,11 +97,6 @@ struct config {
  * Returns NULL when the variable is unset. */
 typedef const char *(*env_lookup_fn)(const char *name, void *ctx);
 const char *env_lookup_process(const char *name, void *ctx); /* getenv */
-
-/* What the configuration is for: a database pod needs its identity, DCS and data dir; the
- * one-shot `extensions --wait` Job needs only COORDINATOR_HOST, the superuser secret, the
- * database, TLS settings and the extension list. */
-enum config_purpose { CONFIG_POD, CONFIG_EXTENSIONS_JOB };
 
 /* Read everything, validate everything, append every problem to d.
  * Returns 0 when d has no errors; cfg is then fully filled (else partially, still freeable). */

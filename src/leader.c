@@ -44,6 +44,7 @@ struct leader_watch {
     bool leader;
     struct extension_list list;
     ev_stat file_watch;
+    struct stat file_seen;  /* identity of the content last read (device, inode, size, times) */
     bool file_missing_logged;
     struct ext_run *run;
     bool last_run_complete; /* the last run ended without giving up (no transient leftovers) */
@@ -244,19 +245,31 @@ static void start_run(struct leader_watch *w, const struct extension_list *list)
     w->run = extensions_run_start(w->loop, w->cfg, list, &opts, run_done, w);
 }
 
-static void on_file_change(struct ev_loop *loop, ev_stat *st, int revents)
+static bool same_file_state(const struct stat *a, const struct stat *b)
 {
-    (void)loop;
-    (void)revents;
-    struct leader_watch *w = st->data;
-    if (st->attr.st_nlink == 0) {
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Re-read EXTENSIONS_FILE when what the path leads to has changed. Called from the ev_stat
+ * watcher (prompt for edits in place) and from every poll tick: kubelet replaces ConfigMap
+ * content by swapping the `..data` symlink in the directory, which an inotify watch on the
+ * file path (libev watches the path itself, not the link's new target) does not report. */
+static void check_file(struct leader_watch *w)
+{
+    struct stat now;
+    if (stat(w->cfg->extensions_file, &now) != 0) {
         if (!w->file_missing_logged)
-            log_warn("EXTENSIONS_FILE disappeared; keeping the previous list", "path",
-                     w->cfg->extensions_file, NULL);
+            log_warn("EXTENSIONS_FILE cannot be read; keeping the previous list", "path",
+                     w->cfg->extensions_file, "error", strerror(errno), NULL);
         w->file_missing_logged = true;
         return;
     }
     w->file_missing_logged = false;
+    if (same_file_state(&now, &w->file_seen))
+        return;
+    w->file_seen = now;
     struct extension_list fresh = {0};
     if (load_current_list(w->cfg, &fresh) != 0)
         return;
@@ -280,6 +293,13 @@ static void on_file_change(struct ev_loop *loop, ev_stat *st, int revents)
     if (w->leader)
         start_run(w, w->last_run_complete ? &added : &w->list);
     extension_list_free(&added);
+}
+
+static void on_file_change(struct ev_loop *loop, ev_stat *st, int revents)
+{
+    (void)loop;
+    (void)revents;
+    check_file(st->data);
 }
 
 static void become_leader(struct leader_watch *w, bool leader, const char *role)
@@ -435,6 +455,8 @@ static void on_poll(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     struct leader_watch *w = t->data;
+    if (w->cfg->extensions_file)
+        check_file(w);
     if (w->in_flight)
         return;
     w->body_len = 0;
@@ -502,8 +524,10 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
     ev_timer_start(loop, &w->poll_timer);
 
     if (cfg->extensions_file) {
-        /* kubelet swaps a ..data symlink on ConfigMap updates: stat follows it, so any
-         * change of the target shows up here; the content is compared before acting. */
+        /* Edits in place show up at once through ev_stat; symlink swaps (kubelet) on the
+         * next poll tick (check_file). The parsed lists are compared before acting. */
+        if (stat(cfg->extensions_file, &w->file_seen) != 0)
+            memset(&w->file_seen, 0, sizeof w->file_seen);
         ev_stat_init(&w->file_watch, on_file_change, cfg->extensions_file, 1.0);
         w->file_watch.data = w;
         ev_stat_start(loop, &w->file_watch);

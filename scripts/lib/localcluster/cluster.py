@@ -1,0 +1,592 @@
+"""A Citus/Patroni cluster of simulated pods on loopback addresses.
+
+One Cluster = one etcd plus one Pod per member. A Pod is what the chart's StatefulSet would
+run: citus-init as PID 1 (own PID and mount namespace), the chart's environment
+(docs/citus-init.md) and its volumes bind-mounted at the chart's paths:
+
+    /home/postgres/pgdata        data volume          run/<cluster>/pods/<pod>/pgdata
+    /etc/patroni/secrets         secret volume (ro)   run/<cluster>/secrets
+    /etc/ssl/certs/postgresql    TLS secret (ro)      run/<cluster>/certs
+    /etc/citus-init              ConfigMap (ro)       run/<cluster>/config (extensions)
+    /run/citus-init              emptyDir             run/<cluster>/pods/<pod>/run
+    /var/run/postgresql          private tmpfs        (socket directory of this pod only)
+    /etc/hosts                   pod DNS names        run/<cluster>/hosts
+
+Addresses: member i of group g is <subnet>.<10*g + i + 1>, etcd listens on <subnet>.254.
+Every pod has a DNS name <pod>.<cluster>-<g>-hl.<namespace>.svc.cluster.local, resolved
+through the bind-mounted /etc/hosts inside the pods; clients on the host use the same name
+with libpq's hostaddr, so verify-full checks exactly what it checks in Kubernetes.
+
+Everything started is recorded in run/<cluster>/state.json (PID and start time, so a reused
+PID is never signalled) and stopped by PID.
+"""
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import paths, procs, tls
+
+SUPERUSER_KEY = "superuser-password"
+REPLICATION_KEY = "replication-password"
+DEFAULT_EXTENSIONS = "postgis\npostgis_topology\npg_partman:partman\n"
+PRIMARY_ROLES = ("primary", "master")  # Patroni 4.x says primary, 3.x master
+PG_PORT = 5432
+API_PORT = 8008
+ETCD_PORT = 2379
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# The chart's paths inside a pod.
+POD_DATA = "/home/postgres/pgdata"
+POD_SECRETS = "/etc/patroni/secrets"
+POD_CERTS = "/etc/ssl/certs/postgresql"
+POD_CONFIG = "/etc/citus-init"
+POD_RUN = "/run/citus-init"
+POD_SOCKETS = "/var/run/postgresql"
+
+
+class ClusterError(Exception):
+    """A problem the user can act on; the message says what and where."""
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write via a temporary file in the same directory, fsync, rename: never half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _pgpass_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace(":", "\\:")
+
+
+@dataclass
+class ClusterSpec:
+    name: str = "citusdemo"
+    groups: dict = field(default_factory=lambda: {0: 3, 1: 2, 2: 2})  # group -> members
+    subnet: str = "127.0.10"
+    namespace: str = "default"
+    ssl: bool = True
+    ssl_mode: str = "verify-full"
+    citus: Optional[bool] = None            # None: when the citus extension is installed
+    extensions: str = DEFAULT_EXTENSIONS    # content of the EXTENSIONS_FILE
+    env: dict = field(default_factory=dict)  # extra variables for every pod
+    command: Optional[list] = None          # default: [build/citus-init]
+    run_root: Path = paths.RUN
+
+    def citus_enabled(self) -> bool:
+        return paths.citus_available() if self.citus is None else self.citus
+
+
+class Pod:
+    """One simulated pod. env and volumes may be changed before start() (bad-input tests)."""
+
+    def __init__(self, cluster: "Cluster", group: int, index: int):
+        self.cluster = cluster
+        self.group = group
+        self.index = index
+        spec = cluster.spec
+        self.name = f"{spec.name}-{group}-{index}"
+        self.ip = f"{spec.subnet}.{10 * group + index + 1}"
+        self.dns_domain = f"{spec.name}-{group}-hl.{spec.namespace}.svc.cluster.local"
+        self.dns_name = f"{self.name}.{self.dns_domain}"
+        self.dir = cluster.dir / "pods" / self.name
+        self.data_dir = self.dir / "pgdata"
+        self.run_dir = self.dir / "run"
+        self.log_path = cluster.dir / "logs" / f"{self.name}.log"
+        self.command = list(spec.command or [str(paths.citus_init_binary())])
+        self.env = self._chart_env()
+        self.volumes = self._chart_volumes()
+        self.popen: Optional[subprocess.Popen] = None
+        self.launcher: Optional[tuple] = None  # (pid, start_ticks) of the launcher process
+        self.pid1: Optional[tuple] = None      # (pid, start_ticks) of the pod's PID 1
+        self.log_offset = 0                    # log size when the current run started
+
+    # -- what the chart gives the pod --------------------------------------------------------
+    def _chart_env(self) -> dict:
+        spec = self.cluster.spec
+        env = {
+            "PATH": f"{paths.VENV}/bin:{BASE_PATH}",
+            "LANG": "C.UTF-8",
+            "POD_NAME": self.name,
+            "POD_IP": self.ip,
+            "POD_NAMESPACE": spec.namespace,
+            "POD_DNS_DOMAIN": self.dns_domain,
+            "CLUSTER_NAME": spec.name,
+            "CITUS_ENABLED": "true" if spec.citus_enabled() else "false",
+            "CITUS_GROUP": str(self.group),
+            "DCS_TYPE": "etcd3",
+            "ETCD_HOSTS": self.cluster.etcd_host,
+            "LISTEN_ADDRESS": self.ip,
+            "SSL_ENABLED": "true" if spec.ssl else "false",
+            "SSL_MODE": spec.ssl_mode,
+            "EXTENSIONS_FILE": f"{POD_CONFIG}/extensions",
+            "PATRONICTL_CONFIG_FILE": f"{POD_RUN}/patroni.yml",
+        }
+        env.update(spec.env)
+        return env
+
+    def _chart_volumes(self) -> dict:
+        """pod path -> (kind, host source, options)."""
+        c = self.cluster
+        return {
+            POD_DATA: ("bind", str(self.data_dir), ""),
+            POD_SECRETS: ("bind", str(c.secrets_dir), "ro"),
+            POD_CERTS: ("bind", str(c.certs_dir), "ro"),
+            POD_CONFIG: ("bind", str(c.config_dir), "ro"),
+            POD_RUN: ("bind", str(self.run_dir), ""),
+            POD_SOCKETS: ("tmpfs", "-", "mode=2775,uid=postgres,gid=postgres,size=16m"),
+            "/etc/hosts": ("bind", str(c.hosts_file), "ro"),
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def running(self) -> bool:
+        return self.launcher is not None and procs.same_process(*self.launcher)
+
+    def start(self) -> None:
+        """Start the pod (a no-op when it runs). Like a new pod: RUN_DIR starts empty."""
+        if self.running():
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir.mkdir()
+        for key, value in self.env.items():
+            if "\n" in key or "\n" in value or "=" in key:
+                raise ClusterError(f"{self.name}: environment entry {key!r} cannot be passed")
+        atomic_write(self.dir / "env", "".join(f"{k}={v}\n" for k, v in self.env.items()))
+        atomic_write(self.dir / "mounts", "".join(
+            f"{kind} {src} {dst} {opts}\n" for dst, (kind, src, opts) in self.volumes.items()))
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.log_offset = log.tell()
+            self.popen = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "--",
+                 str(paths.LAUNCHER), str(self.dir), *self.command],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env={"PATH": BASE_PATH})
+        started = procs.read_proc(self.popen.pid)
+        self.launcher = (self.popen.pid, started.start_ticks if started else 0)
+        self.pid1 = None
+        self.find_pid1(timeout=10)
+        self.cluster.save_state()
+
+    def find_pid1(self, timeout: float = 0) -> Optional[int]:
+        """Host PID of the pod's PID 1: the launcher's child in another PID namespace."""
+        if self.pid1 and procs.same_process(*self.pid1):
+            return self.pid1[0]
+        deadline = time.monotonic() + timeout
+        own_ns = os.readlink("/proc/self/ns/pid")
+        while True:
+            if self.launcher and procs.same_process(*self.launcher):
+                for child in procs.children(self.launcher[0]):
+                    try:
+                        if os.readlink(f"/proc/{child.pid}/ns/pid") != own_ns:
+                            self.pid1 = (child.pid, child.start_ticks)
+                            return child.pid
+                    except OSError:
+                        continue
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+    def signal(self, sig: int) -> bool:
+        """Send sig to the pod's PID 1. False when it is not running."""
+        pid = self.find_pid1()
+        return pid is not None and procs.signal_if_same(*self.pid1, sig)
+
+    def kill(self) -> None:
+        """SIGKILL to PID 1: the kernel then kills everything in the pod's PID namespace."""
+        self.signal(signal.SIGKILL)
+        self.wait(timeout=30)
+
+    def wait(self, timeout: float) -> Optional[int]:
+        """Wait for the pod to end; its exit status shell-style (128+N when killed by
+        signal N), or None when it is still running or was not started by this process."""
+        if self.popen is not None:
+            try:
+                rc = self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return None
+            return 128 - rc if rc < 0 else rc
+        if self.launcher:
+            procs.wait_gone(*self.launcher, timeout)
+        return None
+
+    def stop(self, timeout: Optional[float] = None) -> Optional[int]:
+        """Like the kubelet: SIGTERM to PID 1, SIGKILL when the grace period is over."""
+        if timeout is None:
+            timeout = float(self.env.get("TERMINATION_GRACE_PERIOD", 30)) + 5
+        if not self.running():
+            return self.wait(0) if self.popen else None
+        self.signal(signal.SIGTERM)
+        rc = self.wait(timeout)
+        if self.running():
+            self.signal(signal.SIGKILL)
+            rc = self.wait(10)
+        return rc
+
+    def processes(self) -> list:
+        """Every process in the pod (PID 1 and its descendants)."""
+        pid = self.find_pid1()
+        if pid is None:
+            return []
+        me = procs.read_proc(pid)
+        return ([me] if me else []) + procs.descendants(pid)
+
+    def log_text(self, whole: bool = False) -> str:
+        """The pod's log (what `kubectl logs` shows): since the current run's start, or all."""
+        try:
+            with open(self.log_path, "rb") as f:
+                if not whole:
+                    f.seek(self.log_offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    # -- talking to the pod ------------------------------------------------------------------
+    def api(self, path: str = "/patroni", timeout: float = 2.0) -> tuple:
+        """(HTTP status, parsed JSON or None) from the pod's Patroni REST API."""
+        return self.cluster.api_get(self, path, timeout)
+
+    def patroni_state(self) -> dict:
+        try:
+            _, body = self.api("/patroni")
+            return body if isinstance(body, dict) else {}
+        except OSError:
+            return {}
+
+    def is_primary(self) -> bool:
+        st = self.patroni_state()
+        return st.get("role") in PRIMARY_ROLES and st.get("state") == "running"
+
+    def connect(self, dbname: Optional[str] = None, **kw):
+        return self.cluster.connect(self, dbname=dbname, **kw)
+
+
+class Etcd:
+    def __init__(self, cluster: "Cluster"):
+        self.cluster = cluster
+        self.ip = f"{cluster.spec.subnet}.254"
+        self.data_dir = cluster.dir / "etcd"
+        self.log_path = cluster.dir / "logs" / "etcd.log"
+        self.proc: Optional[tuple] = None
+        self.popen: Optional[subprocess.Popen] = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.ip}:{ETCD_PORT}"
+
+    def running(self) -> bool:
+        return self.proc is not None and procs.same_process(*self.proc)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.client_url}/health", timeout=1) as r:
+                return json.load(r).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+    def start(self, timeout: float = 30) -> None:
+        if not self.running():
+            if shutil.which("etcd") is None:
+                raise ClusterError("etcd is not installed (apt package etcd-server)")
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.data_dir, 0o700)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            peer = f"http://{self.ip}:{ETCD_PORT + 1}"
+            name = self.cluster.spec.name
+            with open(self.log_path, "ab") as log:
+                self.popen = subprocess.Popen(
+                    ["etcd", "--name", name, "--data-dir", str(self.data_dir),
+                     "--listen-client-urls", self.client_url,
+                     "--advertise-client-urls", self.client_url,
+                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                     "--initial-cluster", f"{name}={peer}"],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, env={"PATH": BASE_PATH})
+            started = procs.read_proc(self.popen.pid)
+            self.proc = (self.popen.pid, started.start_ticks if started else 0)
+            self.cluster.save_state()
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if not self.running():
+                raise ClusterError(f"etcd exited during start; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"etcd not healthy after {timeout:.0f}s; see {self.log_path}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc:
+            procs.stop_process(*self.proc, timeout=10)
+        if self.popen:
+            self.popen.wait()
+
+
+class Cluster:
+    def __init__(self, spec: ClusterSpec):
+        self.spec = spec
+        self.dir = Path(spec.run_root) / spec.name
+        self.secrets_dir = self.dir / "secrets"
+        self.certs_dir = self.dir / "certs"
+        self.config_dir = self.dir / "config"
+        self.hosts_file = self.dir / "hosts"
+        self.pgpass_file = self.dir / "pgpass"
+        self.state_file = self.dir / "state.json"
+        self.etcd = Etcd(self)
+        self.pods = {}
+        for group, count in sorted(spec.groups.items()):
+            for index in range(count):
+                pod = Pod(self, group, index)
+                self.pods[pod.name] = pod
+        self._api_scheme = "http"
+        self.load_state()
+
+    @property
+    def etcd_host(self) -> str:
+        return f"{self.spec.subnet}.254:{ETCD_PORT}"
+
+    def group(self, group: int) -> list:
+        return [p for p in self.pods.values() if p.group == group]
+
+    @property
+    def groups(self) -> list:
+        return sorted(self.spec.groups)
+
+    # -- state -------------------------------------------------------------------------------
+    def save_state(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        state = {"etcd": self.etcd.proc,
+                 "pods": {n: {"launcher": p.launcher, "pid1": p.pid1, "log_offset": p.log_offset}
+                          for n, p in self.pods.items() if p.launcher}}
+        atomic_write(self.state_file, json.dumps(state, indent=1) + "\n", 0o600)
+
+    def load_state(self) -> None:
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        if state.get("etcd"):
+            self.etcd.proc = tuple(state["etcd"])
+        for name, st in state.get("pods", {}).items():
+            pod = self.pods.get(name)
+            if pod is None:
+                continue
+            pod.launcher = tuple(st["launcher"]) if st.get("launcher") else None
+            pod.pid1 = tuple(st["pid1"]) if st.get("pid1") else None
+            pod.log_offset = st.get("log_offset", 0)
+
+    # -- files the pods get ------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Secrets, certificates, extension list and hosts file (existing ones are kept)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        self.secrets_dir.mkdir(exist_ok=True)
+        os.chmod(self.secrets_dir, 0o700)
+        for key in (SUPERUSER_KEY, REPLICATION_KEY):
+            if not (self.secrets_dir / key).exists():
+                atomic_write(self.secrets_dir / key, secrets.token_urlsafe(24), 0o600)
+        atomic_write(self.pgpass_file,
+                     f"*:*:*:postgres:{_pgpass_escape(self.superuser_password())}\n", 0o600)
+        if not all((self.certs_dir / f).is_file() for f in tls.FILES):
+            self.make_certs(self.certs_dir)
+        self.config_dir.mkdir(exist_ok=True)
+        atomic_write(self.config_dir / "extensions", self.spec.extensions)
+        lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+        lines += [f"{p.ip} {p.dns_name} {p.name}" for p in self.pods.values()]
+        atomic_write(self.hosts_file, "\n".join(lines) + "\n")
+
+    def make_certs(self, out: Path) -> None:
+        """The cluster's certificates in out, as the chart's TLS secret holds them: ca.crt,
+        server.crt, server.key, root-owned 0644 (citus-init copies the key for postgres)."""
+        work = self.dir / "certs-work"
+        tls.generate(work, self.spec.name, self.spec.namespace, max(self.groups), [])
+        out.mkdir(parents=True, exist_ok=True)
+        for f in tls.FILES:
+            shutil.copyfile(work / f, out / f)
+            os.chmod(out / f, 0o644)
+
+    def secret(self, key: str) -> str:
+        return (self.secrets_dir / key).read_text().rstrip("\n")
+
+    def superuser_password(self) -> str:
+        return self.secret(SUPERUSER_KEY)
+
+    def passwords(self) -> list:
+        return [self.secret(SUPERUSER_KEY), self.secret(REPLICATION_KEY)]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Prepare files, start etcd and every pod that is not running (idempotent)."""
+        self.prepare()
+        self.etcd.start()
+        for pod in self.pods.values():
+            pod.start()
+
+    def stop(self, purge: bool = False) -> None:
+        """SIGTERM to every pod's PID 1 at once, wait, then etcd; purge removes the data."""
+        running = [p for p in self.pods.values() if p.running()]
+        for pod in running:
+            pod.signal(signal.SIGTERM)
+        for pod in self.pods.values():
+            pod.stop()
+        self.etcd.stop()
+        self.save_state()
+        if purge:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- observing ---------------------------------------------------------------------------
+    def api_get(self, pod: Pod, path: str, timeout: float) -> tuple:
+        """GET from a pod's REST API over http, or https (verified against the cluster CA)
+        when the API serves TLS. Raises OSError when nothing answers."""
+        schemes = [self._api_scheme] + [s for s in ("http", "https") if s != self._api_scheme]
+        last = None
+        for scheme in schemes:
+            if scheme == "https":
+                ctx = ssl.create_default_context(cafile=str(self.certs_dir / "ca.crt"))
+                ctx.check_hostname = False  # reached by IP here; the CA is still verified
+                conn = http.client.HTTPSConnection(pod.ip, API_PORT, timeout=timeout, context=ctx)
+            else:
+                conn = http.client.HTTPConnection(pod.ip, API_PORT, timeout=timeout)
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                data = resp.read()
+                self._api_scheme = scheme
+                try:
+                    return resp.status, json.loads(data) if data else None
+                except ValueError:
+                    return resp.status, None
+            except (http.client.HTTPException, ssl.SSLError, ConnectionResetError) as e:
+                last = OSError(f"{pod.name} REST API: {e}")
+            except OSError as e:
+                last = e
+                if isinstance(e, (ConnectionRefusedError, TimeoutError)):
+                    break  # nothing listens: the other scheme will not help
+            finally:
+                conn.close()
+        raise last
+
+    def conninfo(self, pod: Pod, dbname: Optional[str] = None, user: str = "postgres",
+                 password: Optional[str] = None, sslmode: Optional[str] = None,
+                 sslrootcert: Optional[str] = None, connect_timeout: int = 3) -> dict:
+        info = {"host": pod.dns_name, "hostaddr": pod.ip, "port": PG_PORT, "user": user,
+                "dbname": dbname or self.database,
+                "password": self.superuser_password() if password is None else password,
+                "connect_timeout": connect_timeout, "application_name": "localcluster"}
+        if self.spec.ssl:
+            info["sslmode"] = sslmode or self.spec.ssl_mode
+            info["sslrootcert"] = sslrootcert or str(self.certs_dir / "ca.crt")
+        else:
+            info["sslmode"] = sslmode or "prefer"
+        return info
+
+    def connect(self, pod: Pod, dbname: Optional[str] = None, autocommit: bool = True, **kw):
+        import psycopg2  # the venv has it; only what talks SQL needs it
+        conn = psycopg2.connect(**self.conninfo(pod, dbname=dbname, **kw))
+        conn.autocommit = autocommit
+        return conn
+
+    @property
+    def database(self) -> str:
+        return self.spec.env.get("CITUS_DATABASE", "citus")
+
+    def leader(self, group: int) -> Optional[Pod]:
+        """The group's member that Patroni reports as running primary, if exactly one."""
+        leaders = [p for p in self.group(group) if p.running() and p.is_primary()]
+        return leaders[0] if len(leaders) == 1 else None
+
+    def wait_for(self, what: str, check, timeout: float, interval: float = 0.5):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = check()
+            except Exception:  # noqa: BLE001 - anything a half-started cluster throws
+                result = None
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{self.spec.name}: timed out after {timeout:.0f}s waiting "
+                                   f"for {what}")
+            time.sleep(interval)
+
+    def writable_leader(self, group: int) -> Optional[Pod]:
+        """The group's leader once it accepts writes (promotion finished)."""
+        pod = self.leader(group)
+        if pod is None:
+            return None
+        with pod.connect(dbname="postgres") as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            return None if cur.fetchone()[0] else pod
+
+    def wait_leaders(self, timeout: float = 180) -> dict:
+        def all_leaders():
+            found = {g: self.writable_leader(g) for g in self.groups}
+            return found if all(found.values()) else None
+        return self.wait_for("a writable leader in every group", all_leaders, timeout)
+
+    def extensions_present(self, pod: Pod) -> bool:
+        wanted = self.wanted_extensions()
+        with pod.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT extname FROM pg_extension")
+            have = {r[0] for r in cur.fetchall()}
+        return wanted <= have
+
+    def wanted_extensions(self) -> set:
+        names = set()
+        for line in self.spec.extensions.splitlines():
+            for entry in line.split("#", 1)[0].replace(",", " ").split():
+                names.add(entry.split(":", 1)[0])
+        return names
+
+    def extension_owners(self) -> list:
+        """Groups whose leader creates the extensions: the coordinator with Citus, else all."""
+        return [0] if self.spec.citus_enabled() else self.groups
+
+    def wait_extensions(self, timeout: float = 120) -> None:
+        def present():
+            return all(self.extensions_present(self.writable_leader(g))
+                       for g in self.extension_owners())
+        self.wait_for(f"extensions {sorted(self.wanted_extensions())}", present, timeout)
+
+    def streaming_replicas(self, pod: Pod) -> set:
+        with pod.connect(dbname="postgres") as conn, conn.cursor() as cur:
+            cur.execute("SELECT application_name FROM pg_stat_replication "
+                        "WHERE state = 'streaming'")
+            return {r[0] for r in cur.fetchall()}
+
+    def wait_streaming(self, timeout: float = 120) -> None:
+        def all_streaming():
+            for g in self.groups:
+                leader = self.writable_leader(g)
+                others = {p.name for p in self.group(g) if p is not leader}
+                if leader is None or not others <= self.streaming_replicas(leader):
+                    return False
+            return True
+        self.wait_for("every replica streaming", all_streaming, timeout)
+
+    def status_rows(self) -> list:
+        rows = []
+        for pod in self.pods.values():
+            st = pod.patroni_state() if pod.running() else {}
+            rows.append({"member": pod.name, "group": pod.group,
+                         "role": st.get("role", "-"),
+                         "state": st.get("state", "unreachable" if pod.running() else "stopped"),
+                         "timeline": st.get("timeline") or "-",
+                         "address": f"{pod.dns_name} ({pod.ip})"})
+        return rows

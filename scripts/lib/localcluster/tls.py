@@ -1,0 +1,49 @@
+"""Certificates for a local cluster.
+
+The project's scripts/generate-ssl-certs.sh makes them, the same script users run for the
+chart: its wildcard per headless domain covers every pod name, so verify-full holds. An
+extra CA (for wrong-CA tests) is made with openssl directly.
+"""
+import os
+import subprocess
+from pathlib import Path
+
+from . import paths
+
+FILES = ("ca.crt", "server.crt", "server.key")
+
+
+def _run(cmd, **kw):
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if res.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed (exit {res.returncode}): {res.stdout.strip()}")
+    return res.stdout
+
+
+def generate(out: Path, cluster: str, namespace: str, worker_groups: int, sans: list) -> None:
+    """ca.crt, server.crt, server.key for the cluster in out (created, 0700); the script
+    covers every group's headless domain, sans are added."""
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    script = paths.ROOT / "scripts" / "generate-ssl-certs.sh"
+    if not script.exists():
+        raise RuntimeError(f"{script} is missing: it makes the cluster's certificates")
+    cmd = [str(script), "--cluster", cluster, "--namespace", namespace, "--out", str(out),
+           "--groups", str(worker_groups), "--force"]
+    for san in sans:
+        cmd += ["--extra-san", san]
+    _run(cmd)
+    missing = [f for f in FILES if not (out / f).is_file()]
+    if missing:
+        raise RuntimeError(f"{script} did not write {', '.join(missing)} in {out}")
+
+
+def generate_foreign_ca(out: Path) -> Path:
+    """A CA that signed nothing of the cluster's: out/ca.crt (for wrong-CA tests)."""
+    out.mkdir(parents=True, exist_ok=True)
+    _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+          "-subj", "/CN=foreign test CA", "-keyout", str(out / "ca.key"),
+          "-out", str(out / "ca.crt")])
+    os.chmod(out / "ca.key", 0o600)
+    return out / "ca.crt"
+

@@ -1,0 +1,46 @@
+/* fsprep.h: the files and directories the pod needs, prepared before the privilege drop.
+ *
+ * As root: create PGDATA's parents (the ones created are owned by the user, 0700); the data
+ * directory owned by the user, 0700 - recursing into an existing one only when its top has
+ * the wrong owner, group or mode (Kubernetes' OnRootMismatch), so restarts stay instant;
+ * RUN_DIR 0700 and the socket directory 2775, owned by the user; TLS files copied from
+ * SSL_CERT_DIR to RUN_DIR/tls (key 0600, certificates 0644); RUN_DIR/patroni.yml 0600.
+ * Not root: nothing is chowned or chmodded that is not ours; the directories must already be
+ * usable (owned by us, mode 0700 or 0750, writable) or can be created by us.
+ *
+ * Every file is written with fsprep_write_atomic. Problems go to d with the path and the
+ * reason; the status tells main the exit code. Never logs or stores a secret. */
+#ifndef CITUS_INIT_FSPREP_H
+#define CITUS_INIT_FSPREP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "diag.h"
+#include "privdrop.h"
+
+#define FSPREP_SOCKET_DIR "/var/run/postgresql"
+
+enum fsprep_status {
+    FSPREP_OK = 0,
+    FSPREP_FAILED = 70,   /* a write, chown, chmod failed while changing things */
+    FSPREP_UNUSABLE = 78, /* found before changing anything: a path we cannot use as is */
+};
+
+/* as_root selects the behaviour described above; u is the user the files belong to. */
+enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u, bool as_root,
+                              struct diag *d);
+
+/* The data directory part alone. *recursed (may be NULL) tells whether the tree was walked. */
+enum fsprep_status fsprep_data_dir(const char *pgdata, const struct run_user *u, bool as_root,
+                                   bool *recursed, struct diag *d);
+
+/* Write path atomically: a temp file in the same directory gets mode (and owner, when owner
+ * is not NULL), the data, fsync; rename over path; fsync the directory. On any error the
+ * temp file is removed and path is untouched. Returns 0 or -1 (reason in d). */
+int fsprep_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                        const struct run_user *owner, struct diag *d);
+
+#endif

@@ -104,9 +104,17 @@ static char *one_line(const char *msg)
     size_t n = strlen(s);
     while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
         s[--n] = '\0';
-    for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
+    char *out = s;
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n' || *p == '\t') {
+            *out++ = ' ';
+            while (p[1] == ' ' || p[1] == '\t' || p[1] == '\n')
+                p++;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
     return s;
 }
 
@@ -633,8 +641,8 @@ struct ext_run *extensions_run_start(struct ev_loop *loop, const struct config *
     r->opts = *opts;
     if (r->opts.max_attempts < 1)
         r->opts.max_attempts = 1;
-    if (r->opts.retry_delay <= 0)
-        r->opts.retry_delay = 1;
+    if (r->opts.retry_delay < 0.1) /* EXTENSIONS_RETRY_DELAY=0: retry at once, but not spin */
+        r->opts.retry_delay = 0.1;
     r->next_delay = r->opts.first_retry > 0 && r->opts.first_retry < r->opts.retry_delay
                         ? r->opts.first_retry
                         : r->opts.retry_delay;

@@ -416,6 +416,10 @@ char *render_patroni_yaml(const struct config *cfg, bool mask_secrets)
     if (!em.failed && !yaml_emitter_flush(&em.e))
         em.failed = true;
     yaml_emitter_delete(&em.e);
+    /* the emitter leaves the last line open after an implicit document end */
+    if (!em.failed && out.len && out.data[out.len - 1] != '\n' &&
+        !write_out(&out, (unsigned char *)"\n", 1))
+        em.failed = true;
 
     if (em.failed || !out.data) {
         if (out.data)

@@ -15,8 +15,8 @@
 #include "config.h"
 #include "testutil.h"
 
-#define SUPER_PW "s3cr3t-super"
-#define REPL_PW "s3cr3t-repl"
+#define SUPER_PW TEST_SUPER_PW
+#define REPL_PW TEST_REPL_PW
 
 struct fixture {
     char *dir, *secrets, *bindir;
@@ -29,24 +29,9 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    f->dir = make_temp_dir();
+    f->dir = make_pod_env(&f->env);
     if (asprintf(&f->secrets, "%s/secrets", f->dir) < 0 || asprintf(&f->bindir, "%s/bin", f->dir) < 0)
         abort();
-    mkdir(f->secrets, 0755);
-    mkdir(f->bindir, 0755);
-    free(write_file(f->secrets, "superuser-password", SUPER_PW "\n", strlen(SUPER_PW) + 1));
-    free(write_file(f->secrets, "replication-password", REPL_PW, strlen(REPL_PW)));
-    char *postgres = write_file(f->bindir, "postgres", "#!/bin/sh\n", 10);
-    chmod(postgres, 0755);
-    free(postgres);
-
-    fake_env_set(&f->env, "POD_NAME", "citusdemo-0-1");
-    fake_env_set(&f->env, "POD_IP", "127.0.10.2");
-    fake_env_set(&f->env, "CLUSTER_NAME", "citusdemo");
-    fake_env_set(&f->env, "CITUS_GROUP", "0");
-    fake_env_set(&f->env, "ETCD_HOSTS", "127.0.0.1:2379");
-    fake_env_set(&f->env, "SECRETS_DIR", f->secrets);
-    fake_env_set(&f->env, "PG_BIN_DIR", f->bindir);
     diag_init(&f->d);
     *state = f;
     return 0;

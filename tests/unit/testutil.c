@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void fake_env_unset(struct fake_env *env, const char *name)
@@ -78,6 +79,30 @@ char *write_file(const char *dir, const char *name, const char *content, size_t 
     if (fd < 0 || write(fd, content, len) != (ssize_t)len || close(fd) != 0)
         abort();
     return path;
+}
+
+char *make_pod_env(struct fake_env *env)
+{
+    char *dir = make_temp_dir(), *secrets, *bin;
+    if (asprintf(&secrets, "%s/secrets", dir) < 0 || asprintf(&bin, "%s/bin", dir) < 0)
+        abort();
+    if (mkdir(secrets, 0755) != 0 || mkdir(bin, 0755) != 0)
+        abort();
+    free(write_file(secrets, "superuser-password", TEST_SUPER_PW "\n", strlen(TEST_SUPER_PW) + 1));
+    free(write_file(secrets, "replication-password", TEST_REPL_PW, strlen(TEST_REPL_PW)));
+    char *postgres = write_file(bin, "postgres", "#!/bin/sh\n", 10);
+    chmod(postgres, 0755);
+    free(postgres);
+    fake_env_set(env, "POD_NAME", "citusdemo-0-1");
+    fake_env_set(env, "POD_IP", "127.0.10.2");
+    fake_env_set(env, "CLUSTER_NAME", "citusdemo");
+    fake_env_set(env, "CITUS_GROUP", "0");
+    fake_env_set(env, "ETCD_HOSTS", "127.0.0.1:2379");
+    fake_env_set(env, "SECRETS_DIR", secrets);
+    fake_env_set(env, "PG_BIN_DIR", bin);
+    free(secrets);
+    free(bin);
+    return dir;
 }
 
 void diag_print(const struct diag *d)

@@ -24,6 +24,14 @@ void remove_tree(const char *path);
 /* Writes a file (mode 0644) and returns its malloc'd path dir/name. */
 char *write_file(const char *dir, const char *name, const char *content, size_t len);
 
+/* A valid database pod environment in a new temporary directory (returned): secrets in
+ * DIR/secrets (superuser TEST_SUPER_PW with a trailing newline, replication TEST_REPL_PW),
+ * PG_BIN_DIR=DIR/bin with an executable `postgres`, etcd3 DCS, member citusdemo-0-1 at
+ * 127.0.10.2 in group 0. */
+#define TEST_SUPER_PW "s3cr3t-super"
+#define TEST_REPL_PW "s3cr3t-repl"
+char *make_pod_env(struct fake_env *env);
+
 /* True when d holds a message of that severity exactly equal to msg; prints all on failure. */
 bool diag_has(const struct diag *d, int severity, const char *msg);
 /* True when any message contains the fragment. */

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 import dockerparse
+from conftest import DOCKERFILE
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile.citus"
 REQUIRED_PINS = ("PATRONI_VERSION", "PSYCOPG2_VERSION", "IMAGE_PG_MAJOR", "CITUS_VERSION")
 
 # Packages the runtime stage may rely on without naming them, and why.
@@ -40,11 +40,6 @@ def read_versions():
             k, _, v = line.partition("=")
             pins[k.strip()] = v.strip().strip("\"'")
     return pins
-
-
-@pytest.fixture(scope="module")
-def df():
-    return dockerparse.parse(DOCKERFILE.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -152,27 +147,6 @@ def test_dockerignore_keeps_local_state_out():
 
 # ---- the binary: where meson installs it and which packages its libraries come from ----
 
-def meson_setup_options(df):
-    """Options of the `meson setup` command in the build stage."""
-    for ins in df.stage("build").all("RUN"):
-        for cmd in dockerparse.shell_commands(ins.args, df.stage("build").args):
-            if cmd[:2] == ["meson", "setup"]:
-                return [w for w in cmd[2:] if w.startswith("-")]
-    raise AssertionError("the build stage has no `meson setup`")
-
-
-@pytest.fixture(scope="module")
-def release_build(df, tmp_path_factory):
-    """citus-init configured and compiled exactly as the build stage does it."""
-    opts = meson_setup_options(df)
-    assert "--buildtype=release" in opts and any(o.startswith("--prefix=") for o in opts), opts
-    build = tmp_path_factory.mktemp("image") / "build"
-    setup = subprocess.run(["nice", "-n", "10", "meson", "setup", str(build), str(ROOT), *opts],
-                           capture_output=True, text=True)
-    assert setup.returncode == 0, f"meson setup {' '.join(opts)} failed:\n{setup.stdout}{setup.stderr}"
-    return build
-
-
 def installed_path(build, target="citus-init"):
     import json
     installed = json.loads(subprocess.run(["meson", "introspect", "--installed", str(build)],
@@ -268,11 +242,8 @@ def check_libraries_packaged(binary, explicit):
     return found
 
 
-def test_runtime_stage_provides_every_library_citus_init_links(df, release_build):
-    compile_ = subprocess.run(["nice", "-n", "10", "ninja", "-C", str(release_build), "citus-init"],
-                              capture_output=True, text=True)
-    assert compile_.returncode == 0, f"release build of citus-init failed:\n{compile_.stdout[-4000:]}"
-    found = check_libraries_packaged(release_build / "citus-init", dockerparse.apt_installs(df.final))
+def test_runtime_stage_provides_every_library_citus_init_links(df, citus_init):
+    found = check_libraries_packaged(citus_init, dockerparse.apt_installs(df.final))
     # the libraries the project's meson.build asks for are among them
     for lib in ("libev.so.4", "libyaml-0.so.2", "libcjson.so.1", "libpq.so.5", "libcurl.so.4",
                 "libssl.so.3", "libcrypto.so.3"):

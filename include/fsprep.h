@@ -37,7 +37,8 @@ enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u
 enum fsprep_status fsprep_data_dir(const char *pgdata, const struct run_user *u, bool as_root,
                                    bool *recursed, struct diag *d);
 
-/* Write path atomically: a temp file in the same directory gets mode (and owner, when owner
+/* Write path atomically (nothing is written when it already holds exactly this content,
+ * mode and owner): a temp file in the same directory gets mode (and owner, when owner
  * is not NULL), the data, fsync; rename over path; fsync the directory. On any error the
  * temp file is removed and path is untouched. Returns 0 or -1 (reason in d). */
 int fsprep_write_atomic(const char *path, const void *data, size_t len, mode_t mode,

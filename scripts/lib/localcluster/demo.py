@@ -1,0 +1,151 @@
+"""scripts/demo: the chart's default shape as simulated pods on this machine.
+
+    scripts/demo [up]            start (or complete) the cluster, print how to connect
+    scripts/demo status          member, group, role, state, address
+    scripts/demo psql [ARGS...]  psql on the current coordinator primary
+    scripts/demo down [--purge]  stop everything started; --purge also deletes the data
+"""
+import os
+import sys
+import time
+
+from . import paths
+from .cluster import Cluster, ClusterError, ClusterSpec
+
+USAGE = __doc__.split("\n\n", 1)[1]
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def demo_cluster() -> Cluster:
+    return Cluster(ClusterSpec())
+
+
+def print_table(rows: list, out=sys.stdout) -> None:
+    cols = ["member", "group", "role", "state", "timeline", "address"]
+    cells = [cols] + [[str(r[c]) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip(), file=out)
+
+
+def psql_env(cluster: Cluster, pod) -> dict:
+    env = dict(os.environ, PGHOST=pod.dns_name, PGHOSTADDR=pod.ip, PGPORT="5432",
+               PGUSER="postgres", PGDATABASE=cluster.database,
+               PGPASSFILE=str(cluster.pgpass_file), PGAPPNAME="demo-psql")
+    env.pop("PGPASSWORD", None)
+    if cluster.spec.ssl:
+        env.update(PGSSLMODE=cluster.spec.ssl_mode,
+                   PGSSLROOTCERT=str(cluster.certs_dir / "ca.crt"))
+    return env
+
+
+def rel(path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def cmd_up(cluster: Cluster) -> int:
+    binary = paths.citus_init_binary()
+    if not os.access(binary, os.X_OK):
+        raise ClusterError(f"{binary} is missing: build it with ninja -C {paths.BUILD}")
+    if cluster.spec.citus_enabled():
+        say("Citus is installed: the groups form one Citus cluster (CITUS_ENABLED=true)")
+    else:
+        say(f"Citus is not installed ({paths.citus_control_file()} is missing): each group "
+            "runs as its own Patroni HA cluster (CITUS_ENABLED=false), same extension handling")
+    started = time.monotonic()
+    shape = ", ".join(f"group {g}: {n} members" for g, n in sorted(cluster.spec.groups.items()))
+    say(f"starting etcd and {len(cluster.pods)} pods ({shape}); logs in {rel(cluster.dir / 'logs')}/")
+    cluster.start()
+    ok = True
+    steps = [("every group has a writable leader", lambda: cluster.wait_leaders(300)),
+             ("extensions exist", lambda: cluster.wait_extensions(180)),
+             ("every replica is streaming", lambda: cluster.wait_streaming(300))]
+    for what, wait in steps:
+        try:
+            wait()
+            say(f"  {time.monotonic() - started:6.1f}s  {what}")
+        except ClusterError as e:
+            say(f"  not ready: {e}")
+            ok = False
+            break
+    print()
+    print_table(cluster.status_rows())
+    print()
+    leader = cluster.leader(0)
+    if leader is not None:
+        env = psql_env(cluster, leader)
+        ssl = (f" sslmode={env['PGSSLMODE']} sslrootcert={rel(env['PGSSLROOTCERT'])}"
+               if cluster.spec.ssl else "")
+        print("Connect:  scripts/demo psql            (coordinator primary, password from "
+              f"{rel(cluster.pgpass_file)})")
+        print(f"   or:    PGPASSFILE={rel(cluster.pgpass_file)} psql 'host={leader.dns_name} "
+              f"hostaddr={leader.ip} dbname={cluster.database} user=postgres{ssl}'")
+    print("Status:   scripts/demo status       Stop: scripts/demo down [--purge]")
+    return 0 if ok else 1
+
+
+def cmd_status(cluster: Cluster) -> int:
+    if not cluster.dir.exists():
+        say(f"no cluster in {rel(cluster.dir)}: start one with scripts/demo up")
+        return 1
+    etcd = "running" if cluster.etcd.running() else "stopped"
+    print(f"cluster {cluster.spec.name}: etcd {etcd} at {cluster.etcd.client_url}")
+    print_table(cluster.status_rows())
+    return 0
+
+
+def cmd_psql(cluster: Cluster, args: list) -> int:
+    leader = cluster.leader(0)
+    if leader is None:
+        say("no running coordinator primary (group 0); see scripts/demo status")
+        return 1
+    os.execvpe("psql", ["psql", *args], psql_env(cluster, leader))
+    return 127  # not reached
+
+
+def cmd_down(cluster: Cluster, args: list) -> int:
+    purge = "--purge" in args
+    unknown = [a for a in args if a != "--purge"]
+    if unknown:
+        say(f"down: unknown argument {unknown[0]!r}; expected only --purge")
+        return 2
+    running = [p.name for p in cluster.pods.values() if p.running()]
+    say(f"stopping {len(running)} pods (SIGTERM to each PID 1) and etcd")
+    cluster.stop(purge=purge)
+    say(f"removed {rel(cluster.dir)}" if purge else f"data kept in {rel(cluster.dir)}")
+    return 0
+
+
+def main(argv: list) -> int:
+    if os.geteuid() != 0:
+        say("scripts/demo needs root (mount and PID namespaces for the simulated pods)")
+        return 1
+    cmd, args = (argv[0], argv[1:]) if argv else ("up", [])
+    if cmd in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    cluster = demo_cluster()
+    try:
+        if cmd == "up" and not args:
+            return cmd_up(cluster)
+        if cmd == "status" and not args:
+            return cmd_status(cluster)
+        if cmd == "psql":
+            return cmd_psql(cluster, args)
+        if cmd == "down":
+            return cmd_down(cluster, args)
+    except ClusterError as e:
+        say(f"error: {e}")
+        return 1
+    say(f"unknown command {' '.join(argv)!r}\n{USAGE}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -41,13 +41,14 @@ def wait_for(predicate, timeout=20.0, what="condition"):
 class Pid1:
     """One citus-init run as PID 1 of a new PID namespace."""
 
-    def __init__(self, args, env=None, user=None, timeout=60):
+    def __init__(self, args, env=None, user=None, wrapper=(), timeout=60):
+        """wrapper: a command put between unshare and citus-init, e.g. setpriv."""
         self.timeout = timeout
         kwargs = {}
         if user is not None:
             kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
         self.proc = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", BIN, *args],
+            ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *wrapper, BIN, *args],
             env=env if env is not None else base_env(),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=no_core_dumps, start_new_session=True, **kwargs)

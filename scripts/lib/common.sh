@@ -4,7 +4,9 @@
 # already there, so a fresh machine and a warm one run the same commands.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CACHE="$ROOT/.cache"
+# Slow builds (helm, Kubernetes binaries, Go caches) are cached per machine, outside the
+# checkout, so a fresh clone (CI) reuses them; PCK_CACHE overrides the location.
+CACHE="${PCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/patroni-citus-k8s}"
 VENV="$ROOT/.venv"
 BUILD="$ROOT/build"
 # shellcheck source=../../versions.env

@@ -834,7 +834,7 @@ static void load_tls(struct loader *ld, struct config *cfg)
     }
     cfg->ssl_cert_dir = take_path(ld, "SSL_CERT_DIR", "/etc/ssl/certs/postgresql");
     take_bool(ld, "SSL_CLIENT_CERT", false, &cfg->ssl_client_cert);
-    if (cfg->ssl_client_cert && !cfg->ssl_enabled && raw(ld, "SSL_ENABLED"))
+    if (cfg->ssl_client_cert && !cfg->ssl_enabled)
         diag_error(ld->d, "SSL_CLIENT_CERT: true while SSL_ENABLED is false; expected "
                    "SSL_ENABLED=true to require client certificates");
 }

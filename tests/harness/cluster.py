@@ -33,8 +33,13 @@ API_PORT = 8008
 ETCD_PORT = 2379
 
 
+class PodExited(Exception):
+    """A pod stopped while a test waited for it: waiting longer cannot help."""
+
+
 def wait_for(predicate, timeout, interval=0.2, what="condition"):
-    """Call predicate until it returns a true value; return that value or raise."""
+    """Call predicate until it returns a true value; return that value or raise.
+    Exceptions count as "not yet", except PodExited, which ends the wait at once."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -42,6 +47,8 @@ def wait_for(predicate, timeout, interval=0.2, what="condition"):
             last = predicate()
             if last:
                 return last
+        except PodExited:
+            raise
         except Exception as exc:  # the thing may simply not be up yet
             last = exc
         if time.monotonic() >= deadline:
@@ -218,6 +225,12 @@ class Pod:
         res = subprocess.run(self.command(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, timeout=timeout, text=True)
         return res.returncode, res.stdout
+
+    def check_running(self):
+        """Raise (with the log's tail) when the pod has exited; wait_for does not swallow it."""
+        if self.proc and not self.proc.alive():
+            raise PodExited(f"pod {self.name} exited with status {self.proc.popen.returncode}:\n"
+                            f"{self.log()[-3000:]}")
 
     def pid1(self):
         """Host PID of the pod's PID 1 (the launcher's only child), or None."""

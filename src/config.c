@@ -56,13 +56,13 @@ static char *xasprintf(const char *fmt, ...)
     return r;
 }
 
-/* A found value as it appears in a message: escaped, and cut after 80 bytes. */
+/* A found value as it appears in a message: escaped, and cut after about 80 bytes. */
 #define SHOW_MAX 400
 static const char *show(char buf[SHOW_MAX], const char *s)
 {
     size_t o = 0, n = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p && o < SHOW_MAX - 8; p++, n++) {
-        if (n == 80) {
+        if (n >= 80 && (*p & 0xc0) != 0x80) { /* cut between characters */
             memcpy(buf + o, "...", 3);
             o += 3;
             break;

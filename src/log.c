@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -245,19 +246,37 @@ void log_event(enum log_level level, const char *msg, ...)
 
     char ts[40];
     format_now(ts, sizeof(ts));
-    char line[LOG_LINE_MAX];
-    int len = log_format_line(line, sizeof(line) - 1, current_format, ts, level, msg, kv);
-    size_t used = (size_t)len < sizeof(line) - 2 ? (size_t)len : sizeof(line) - 2;
+    /* Usually one stack buffer is enough; a longer line gets a heap buffer of its exact size
+     * rather than being cut (a cut JSON line would not parse). */
+    char stack_line[LOG_LINE_MAX];
+    char *line = stack_line;
+    size_t size = sizeof(stack_line);
+    int len = log_format_line(line, size - 1, current_format, ts, level, msg, kv);
+    if (len < 0)
+        return;
+    if ((size_t)len >= size - 1) {
+        char *heap = malloc((size_t)len + 2);
+        if (heap) {
+            line = heap;
+            size = (size_t)len + 2;
+            log_format_line(line, size - 1, current_format, ts, level, msg, kv);
+        } else {
+            len = (int)(size - 2); /* out of memory: the cut line is better than none */
+        }
+    }
+    size_t used = (size_t)len;
     line[used] = '\n';
     int saved = errno;
-    ssize_t off = 0;
-    while ((size_t)off < used + 1) {
-        ssize_t w = write(STDERR_FILENO, line + off, used + 1 - (size_t)off);
+    size_t off = 0;
+    while (off < used + 1) {
+        ssize_t w = write(STDERR_FILENO, line + off, used + 1 - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
             break;
-        off += w;
+        off += (size_t)w;
     }
+    if (line != stack_line)
+        free(line);
     errno = saved;
 }

@@ -521,6 +521,21 @@ static void control_characters_are_escaped_in_messages(void **state)
                       "require, verify-ca, verify-full");
 }
 
+static void long_values_are_cut_in_messages(void **state)
+{
+    struct fixture *f = *state;
+    char value[201], shown[100];
+    memset(value, 'x', 200);
+    value[200] = '\0';
+    memset(shown, 'x', 80);
+    strcpy(shown + 80, "...");
+    set("LOG_LEVEL", value);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "LOG_LEVEL: \"%s\" is not a known level; expected one of debug, "
+             "info, warn, error", shown);
+    assert_only_error(msg);
+}
+
 static void pg_bin_dir_checked(void **state)
 {
     struct fixture *f = *state;
@@ -730,6 +745,7 @@ int main(void)
         T(loopback_connect_address_refused),
         T(identifiers_and_paths),
         T(control_characters_are_escaped_in_messages),
+        T(long_values_are_cut_in_messages),
         T(pg_bin_dir_checked),
         T(pg_bin_dir_detected),
         T(extension_list_syntax),

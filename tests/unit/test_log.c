@@ -107,11 +107,15 @@ static void events_go_to_stderr(void **state)
     log_debug("hidden", NULL);
     log_info("shown", "k", "v", NULL);
     log_warn("odd", "lonely", NULL);
+    char *longer = malloc(10001);
+    memset(longer, 'x', 10000);
+    longer[10000] = '\0';
+    log_error("long", "value", longer, NULL);
     log_setup(LOG_FORMAT_LOGFMT, LOG_INFO);
     dup2(saved, STDERR_FILENO);
     close(saved);
 
-    char buf[1024] = "";
+    char buf[12000] = "";
     assert_true(pread(fd, buf, sizeof(buf) - 1, 0) > 0);
     close(fd);
     unlink(path);
@@ -127,8 +131,17 @@ static void events_go_to_stderr(void **state)
     assert_string_equal(cJSON_GetObjectItem(b, "msg")->valuestring, "odd");
     assert_string_equal(cJSON_GetObjectItem(b, "lonely")->valuestring, "");
     assert_null(strstr(second, "hidden"));
+    /* a line longer than the stack buffer is written whole */
+    char *third = strchr(second, '\n');
+    assert_non_null(third);
+    *third++ = '\0';
+    cJSON *c = cJSON_Parse(third);
+    assert_non_null(c);
+    assert_string_equal(cJSON_GetObjectItem(c, "value")->valuestring, longer);
+    free(longer);
     cJSON_Delete(a);
     cJSON_Delete(b);
+    cJSON_Delete(c);
 }
 
 int main(void)

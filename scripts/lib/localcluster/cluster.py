@@ -249,6 +249,24 @@ class Pod:
         me = procs.read_proc(pid)
         return ([me] if me else []) + procs.descendants(pid)
 
+    def exec(self, args: list, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Like `kubectl exec POD -- ARGS`: root, inside the pod's mount and PID namespaces,
+        with the container's environment (not citus-init's runtime one)."""
+        pid = self.find_pid1()
+        if pid is None:
+            raise ClusterError(f"{self.name} is not running")
+        env_args = [f"{k}={v}" for k, v in self.env.items()]
+        return subprocess.run(["nsenter", "-t", str(pid), "-m", "-p", "--", "env", "-i",
+                               *env_args, *args], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def pid_namespace(self) -> Optional[str]:
+        pid = self.find_pid1()
+        try:
+            return os.readlink(f"/proc/{pid}/ns/pid") if pid else None
+        except OSError:
+            return None
+
     def log_text(self, whole: bool = False) -> str:
         """The pod's log (what `kubectl logs` shows): since the current run's start, or all."""
         try:

@@ -98,3 +98,15 @@ def stop_process(pid: int, start_ticks: int, timeout: float, sig=signal.SIGTERM)
     if signal_if_same(pid, start_ticks, sig) and not wait_gone(pid, start_ticks, timeout):
         signal_if_same(pid, start_ticks, signal.SIGKILL)
         wait_gone(pid, start_ticks, 5)
+
+
+def in_namespace(ns: str) -> list:
+    """Every process whose PID namespace is ns (e.g. 'pid:[4026532178]')."""
+    found = []
+    for p in all_procs():
+        try:
+            if os.readlink(f"/proc/{p.pid}/ns/pid") == ns:
+                found.append(p)
+        except OSError:
+            continue
+    return found

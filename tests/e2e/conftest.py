@@ -1,0 +1,104 @@
+"""Shared pieces of the end-to-end suite: clusters from scripts/lib/localcluster (the same
+code as scripts/demo), cleanup by PID, and the checks every module ends with."""
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "lib"))
+from localcluster import Cluster, ClusterSpec, paths  # noqa: E402
+
+E2E_RUN = paths.RUN / "e2e"
+CITUS = paths.citus_available()
+needs_citus = pytest.mark.skipif(
+    not CITUS, reason=f"Citus is not installed ({paths.citus_control_file()} is missing)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def citus_init_binary():
+    binary = paths.citus_init_binary()
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"{binary} is missing: build it first (scripts/lib/common.sh ensure_build)")
+    return binary
+
+
+def new_cluster(request, name: str, subnet: str, groups: dict, **spec_args) -> Cluster:
+    """A fresh cluster under run/e2e/<name>, stopped (by PID) when the requesting scope ends;
+    its directory is kept when a test failed (or KEEP_E2E=1), for the logs."""
+    spec = ClusterSpec(name=name, subnet=subnet, groups=groups, run_root=E2E_RUN, **spec_args)
+    Cluster(spec).stop(purge=True)  # an earlier interrupted run: its recorded PIDs, its files
+    cluster = Cluster(spec)
+    failed_before = request.session.testsfailed
+
+    def finish():
+        cluster.stop()
+        if request.session.testsfailed == failed_before and os.environ.get("KEEP_E2E") != "1":
+            shutil.rmtree(cluster.dir, ignore_errors=True)
+        else:
+            print(f"\n{name}: kept for inspection in {cluster.dir}")
+
+    request.addfinalizer(finish)
+    return cluster
+
+
+def other_members(cluster: Cluster, group: int, pod) -> list:
+    return [p for p in cluster.group(group) if p is not pod]
+
+
+def wait_new_leader(cluster: Cluster, group: int, old, timeout: float = 90):
+    """The group's writable leader once it is not `old`."""
+    def check():
+        pod = cluster.writable_leader(group)
+        return pod if pod is not None and pod is not old else None
+    return cluster.wait_for(f"a new leader in group {group}", check, timeout)
+
+
+def wait_replica_streaming(cluster: Cluster, pod, timeout: float = 120) -> None:
+    def check():
+        leader = cluster.writable_leader(pod.group)
+        return (leader is not None and leader is not pod
+                and pod.name in cluster.streaming_replicas(leader)
+                and pod.patroni_state().get("role") == "replica")
+    cluster.wait_for(f"{pod.name} streaming as a replica", check, timeout)
+
+
+def execute(pod, sql: str, params=None, dbname=None):
+    with pod.connect(dbname=dbname) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description else None
+
+
+def lasting_zombies(pod, rounds: int = 3) -> list:
+    """Zombies in the pod seen in every one of a few snapshots (a zombie reaped within a
+    second is just a child that ended a moment ago)."""
+    seen = None
+    for i in range(rounds):
+        zs = {(p.pid, p.start_ticks, p.comm) for p in pod.processes() if p.state == "Z"}
+        seen = zs if seen is None else seen & zs
+        if i + 1 < rounds:
+            time.sleep(1)
+    return sorted(seen)
+
+
+def assert_pod_hygiene(cluster: Cluster) -> None:
+    """No lasting zombie in any running pod; no password in any pod log."""
+    problems = []
+    for pod in cluster.pods.values():
+        if pod.running():
+            zs = lasting_zombies(pod)
+            if zs:
+                problems.append(f"{pod.name}: zombies {zs}")
+    passwords = cluster.passwords()
+    logs = sorted((cluster.dir / "logs").glob("*.log"))
+    assert logs, "no pod logs found"
+    for log in logs:
+        text = log.read_text(errors="replace")
+        for n, pw in enumerate(passwords):
+            if pw in text:
+                problems.append(f"{log.name}: contains the {('superuser', 'replication')[n]} "
+                                "password")
+    assert not problems, "; ".join(problems)

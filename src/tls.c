@@ -191,13 +191,29 @@ static bool dns_name_matches(const char *pattern, const char *host)
     return strcasecmp(pattern, host) == 0;
 }
 
-/* Appends "DNS:x" / "IP:y" to a short list for the message. */
-static void list_add(char *list, size_t size, const char *kind, const char *value)
+/* The names a certificate has, for the message: the first few, then how many more. */
+#define NAMES_SHOWN 6
+struct name_list {
+    char text[NAMES_SHOWN * 260];
+    int count;
+};
+
+static void list_add(struct name_list *l, const char *kind, const char *value)
 {
-    size_t used = strlen(list);
-    if (used + 8 >= size)
+    if (l->count++ >= NAMES_SHOWN)
         return;
-    snprintf(list + used, size - used, "%s%s:%s", used ? ", " : "", kind, value);
+    size_t used = strlen(l->text);
+    snprintf(l->text + used, sizeof(l->text) - used, "%s%s:%s", used ? ", " : "", kind, value);
+}
+
+static const char *list_text(struct name_list *l)
+{
+    if (l->count > NAMES_SHOWN) {
+        size_t used = strlen(l->text);
+        snprintf(l->text + used, sizeof(l->text) - used, " and %d more", l->count - NAMES_SHOWN);
+        l->count = NAMES_SHOWN; /* appended once */
+    }
+    return l->text;
 }
 
 static void check_san(X509 *cert, const char *path, const char *host, struct diag *d)
@@ -209,7 +225,8 @@ static void check_san(X509 *cert, const char *path, const char *host, struct dia
     else if (inet_pton(AF_INET6, host, ip) == 1)
         ip_len = 16;
 
-    char found[512] = "";
+    struct name_list found = {.count = 0};
+    found.text[0] = '\0';
     bool matched = false, has_san = false;
     GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
@@ -224,7 +241,7 @@ static void check_san(X509 *cert, const char *path, const char *host, struct dia
                 continue; /* an embedded NUL is an attack, not a name */
             memcpy(name, ASN1_STRING_get0_data(s), (size_t)len);
             name[len] = '\0';
-            list_add(found, sizeof(found), "DNS", name);
+            list_add(&found, "DNS", name);
             if (!ip_len && dns_name_matches(name, host))
                 matched = true;
         } else if (gn->type == GEN_IPADD) {
@@ -235,7 +252,7 @@ static void check_san(X509 *cert, const char *path, const char *host, struct dia
             if (len == 4 || len == 16)
                 inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(s), text,
                           sizeof(text));
-            list_add(found, sizeof(found), "IP", text);
+            list_add(&found, "IP", text);
             if (ip_len && len == ip_len && memcmp(ASN1_STRING_get0_data(s), ip, (size_t)len) == 0)
                 matched = true;
         }
@@ -254,7 +271,7 @@ static void check_san(X509 *cert, const char *path, const char *host, struct dia
                 !memchr(ASN1_STRING_get0_data(s), '\0', (size_t)len)) {
                 memcpy(cn, ASN1_STRING_get0_data(s), (size_t)len);
                 cn[len] = '\0';
-                list_add(found, sizeof(found), "CN", cn);
+                list_add(&found, "CN", cn);
                 matched = ip_len ? strcmp(cn, host) == 0 : dns_name_matches(cn, host);
             }
         }
@@ -263,7 +280,7 @@ static void check_san(X509 *cert, const char *path, const char *host, struct dia
         diag_error(d, "%s: subjectAltName lacks %s:%s (the certificate has %s); expected a SAN "
                    "covering the name this pod is reached at, because SSL_MODE is verify-full",
                    path, ip_len ? "IP" : "DNS", host,
-                   found[0] ? found : "no subjectAltName or common name");
+                   found.count ? list_text(&found) : "no subjectAltName or common name");
 }
 
 static void check_signed_by_ca(STACK_OF(X509) *chain, STACK_OF(X509) *cas, const char *path,

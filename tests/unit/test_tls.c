@@ -338,6 +338,18 @@ static void san_missing_names_the_host(void **state)
     assert_int_equal(f->d.count, 0);
 }
 
+static void san_list_is_shortened(void **state)
+{
+    struct fixture *f = *state;
+    struct cert_spec s = server_spec;
+    s.san = "DNS:a1,DNS:a2,DNS:a3,DNS:a4,DNS:a5,DNS:a6,DNS:a7,IP:10.0.0.1";
+    write_server(f, &s, NULL, NULL);
+    check(f);
+    assert_only(f, DIAG_ERROR, "@/server.crt: subjectAltName lacks DNS:" HOST " (the certificate "
+                "has DNS:a1, DNS:a2, DNS:a3, DNS:a4, DNS:a5, DNS:a6 and 2 more); expected a SAN "
+                "covering the name this pod is reached at, because SSL_MODE is verify-full");
+}
+
 static void san_wildcard_covers_one_label(void **state)
 {
     struct fixture *f = *state;
@@ -429,6 +441,7 @@ int main(void)
         T(expiring_soon_is_a_warning),
         T(signed_by_another_ca),
         T(san_missing_names_the_host),
+        T(san_list_is_shortened),
         T(san_wildcard_covers_one_label),
         T(san_ip_address),
         T(common_name_only_without_san),

@@ -80,7 +80,7 @@ static size_t report(const struct diag *d)
     return diag_error_count(d);
 }
 
-/* Configuration plus, for a pod, the certificate checks. 0 or EXIT_CONFIG (reported). */
+/* Configuration plus the certificate checks. 0 or EXIT_CONFIG (reported). */
 static int load(struct config *cfg, enum config_purpose purpose)
 {
     double start = now_ms();
@@ -88,7 +88,7 @@ static int load(struct config *cfg, enum config_purpose purpose)
     diag_init(&d);
     memset(cfg, 0, sizeof *cfg);
     int rc = config_load(cfg, purpose, env_lookup_process, NULL, &d);
-    if (rc == 0 && purpose == CONFIG_POD && cfg->ssl_enabled)
+    if (rc == 0) /* certificates only once the settings naming them are sound */
         tls_check(cfg, time(NULL), &d);
     size_t errors = report(&d);
     diag_free(&d);

@@ -382,6 +382,41 @@ static void password_never_shown_when_invalid(void **state)
     assert_only_error(msg);
 }
 
+static void password_file_too_large_or_binary(void **state)
+{
+    struct fixture *f = *state;
+    char big[4098];
+    memset(big, 'p', sizeof(big));
+    free(write_file(f->secrets, "superuser-password", big, sizeof(big)));
+    free(write_file(f->secrets, "replication-password", "ab\0cd", 5));
+    assert_int_equal(load(f, CONFIG_POD), -1);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s/superuser-password: file is larger than 4096 bytes; expected "
+             "the superuser password", f->secrets);
+    assert_error(msg);
+    snprintf(msg, sizeof(msg), "%s/replication-password: file contains a NUL byte; expected the "
+             "replication password as text", f->secrets);
+    assert_error(msg);
+    assert_int_equal(f->d.count, 2);
+}
+
+static void invalid_utf8_values(void **state)
+{
+    struct fixture *f = *state;
+    char *path;
+    if (asprintf(&path, "%s/replication-password", f->secrets) < 0)
+        abort();
+    unlink(path);
+    free(path);
+    set("REPLICATION_PASSWORD", "envpass\xc3");
+    set("PGDATA", "/data/\xff");
+    assert_int_equal(load(f, CONFIG_POD), -1);
+    assert_error("REPLICATION_PASSWORD: value is not valid UTF-8; expected the replication "
+                 "password as UTF-8 text");
+    assert_error("PGDATA: value is not valid UTF-8; expected UTF-8 text");
+    assert_int_equal(f->d.count, 2);
+}
+
 static void dcs_auto_detects_kubernetes(void **state)
 {
     struct fixture *f = *state;
@@ -663,6 +698,28 @@ static void extension_listed_twice(void **state)
     diag_free(&d);
 }
 
+static void extensions_file_too_large_or_binary(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = 1024 * 1024 + 1;
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    char *file = write_file(f->dir, "extensions", big, n);
+    free(big);
+    set("EXTENSIONS_FILE", file);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "EXTENSIONS_FILE: %s is larger than 1048576 bytes; expected a "
+             "short list of extension names", file);
+    assert_only_error(msg);
+    free(file);
+
+    file = write_file(f->dir, "extensions", "postgis\0", 8);
+    snprintf(msg, sizeof(msg), "%s: file contains a NUL byte; expected extension names as text",
+             file);
+    assert_only_error(msg);
+    free(file);
+}
+
 static void extensions_file_missing(void **state)
 {
     struct fixture *f = *state;
@@ -735,6 +792,8 @@ int main(void)
         T(password_keeps_all_but_one_newline),
         T(password_key_with_slash),
         T(password_never_shown_when_invalid),
+        T(password_file_too_large_or_binary),
+        T(invalid_utf8_values),
         T(dcs_auto_detects_kubernetes),
         T(dcs_unknown_type),
         T(etcd_hosts_checked),
@@ -751,6 +810,7 @@ int main(void)
         T(extension_list_syntax),
         T(extension_injection_rejected),
         T(extension_entries_in_file_name_the_line),
+        T(extensions_file_too_large_or_binary),
         T(extensions_file_missing),
         T(extensions_job_needs_only_its_part),
         cmocka_unit_test(extension_name_length_limit),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -219,6 +220,29 @@ static void unparsable_certificate(void **state)
     check(f);
     assert_only(f, DIAG_ERROR, "@/server.crt: cannot be parsed as PEM certificate; expected the "
                 "server certificate in PEM format");
+}
+
+static void broken_second_block_and_directory(void **state)
+{
+    struct fixture *f = *state;
+    char *crt = path_of(f, "server.crt");
+    FILE *fp = fopen(crt, "a");
+    fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", fp);
+    fclose(fp);
+    free(crt);
+    char *ca = path_of(f, "ca.crt");
+    unlink(ca);
+    mkdir(ca, 0700);
+    free(ca);
+    check(f);
+    char msg[1024];
+    snprintf(msg, sizeof(msg), "%s/server.crt: cannot be parsed as PEM certificates (a later block "
+             "is broken); expected the server certificate in PEM format", f->dir);
+    assert_true(diag_has(&f->d, DIAG_ERROR, msg));
+    snprintf(msg, sizeof(msg), "%s/ca.crt: is not a regular file of at most 1048576 bytes; expected "
+             "the CA certificate (PEM)", f->dir);
+    assert_true(diag_has(&f->d, DIAG_ERROR, msg));
+    assert_int_equal(f->d.count, 2);
 }
 
 static void unparsable_and_encrypted_keys(void **state)
@@ -433,6 +457,7 @@ int main(void)
         T(nothing_checked_without_ssl),
         T(missing_files_each_named),
         T(unparsable_certificate),
+        T(broken_second_block_and_directory),
         T(unparsable_and_encrypted_keys),
         T(key_does_not_match_certificate),
         T(expired_certificate),

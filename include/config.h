@@ -108,6 +108,9 @@ void config_free(struct config *cfg);
  * naming `origin` (the variable or file). Used at start and when EXTENSIONS_FILE changes. */
 int extension_list_parse(struct extension_list *list, const char *text, const char *origin,
                          struct diag *d);
+/* Read an EXTENSIONS_FILE (at most 1 MiB of text) and parse it as above, problems naming the
+ * file. Returns 0, or -1 when anything was wrong (entries that were valid are appended). */
+int extension_list_load_file(struct extension_list *list, const char *path, struct diag *d);
 void extension_list_free(struct extension_list *list);
 bool extension_name_valid(const char *name);
 

@@ -4,6 +4,8 @@
  * secret) and say what is expected. */
 #include "config.h"
 
+#include "input.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -78,39 +80,6 @@ static const char *show(char buf[SHOW_MAX], const char *s)
     }
     buf[o] = '\0';
     return buf;
-}
-
-/* Whole-string UTF-8 check (strict: no overlongs, no surrogates). */
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char c = *p;
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            p++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 2, cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3, cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i < n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += n;
-    }
-    return true;
 }
 
 /* ---- syntax checks --------------------------------------------------------------------- */
@@ -321,62 +290,10 @@ static void check_identifier(struct loader *ld, const char *name, const char *va
 
 /* ---- secrets ----------------------------------------------------------------------------- */
 
-/* Reads a whole small file. Returns 0 and a malloc'd NUL-terminated text, or an errno value
- * (EFBIG when larger than max, EISDIR/EINVAL for non-regular files). */
-static int read_small_file(const char *path, size_t max, char **out, size_t *len)
-{
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return e;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-    }
-    char *buf = malloc(max + 1);
-    if (!buf)
-        abort();
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, max + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            explicit_bzero(buf, n);
-            free(buf);
-            close(fd);
-            return e;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-        if (n > max) {
-            explicit_bzero(buf, n);
-            free(buf);
-            close(fd);
-            return EFBIG;
-        }
-    }
-    close(fd);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 static void free_secret(char *s)
 {
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
+    if (s)
+        input_free_wiped(s, strlen(s));
 }
 
 /* Password from SECRETS_DIR/<KEY variable>; the env variable only when the file does not
@@ -403,7 +320,7 @@ static char *take_secret(struct loader *ld, const char *secrets_dir, const char 
 
     char *text = NULL;
     size_t len = 0;
-    int err = read_small_file(path, SECRET_MAX_BYTES, &text, &len);
+    int err = input_read_file(path, SECRET_MAX_BYTES, &text, &len);
     if (err == ENOENT) {
         const char *v = raw(ld, env_var);
         if (!v) {
@@ -443,7 +360,7 @@ static char *take_secret(struct loader *ld, const char *secrets_dir, const char 
             free(path);
             return text;
         }
-        free_secret(text);
+        input_free_wiped(text, len);
     }
     free(path);
     return NULL;
@@ -539,6 +456,29 @@ int extension_list_parse(struct extension_list *list, const char *text, const ch
         line++;
     }
     return errors ? -1 : 0;
+}
+
+int extension_list_load_file(struct extension_list *list, const char *path, struct diag *d)
+{
+    char b[SHOW_MAX];
+    char *text = NULL;
+    size_t len = 0;
+    int err = input_read_file(path, EXTENSIONS_FILE_MAX_BYTES, &text, &len);
+    int rc = -1;
+    if (err == EFBIG)
+        diag_error(d, "EXTENSIONS_FILE: %s is larger than %d bytes; expected a short list of "
+                   "extension names", show(b, path), EXTENSIONS_FILE_MAX_BYTES);
+    else if (err)
+        diag_error(d, "EXTENSIONS_FILE: %s cannot be read (%s); expected a file with extension "
+                   "names", show(b, path),
+                   err == EISDIR || err == EINVAL ? "not a regular file" : strerror(err));
+    else if (strlen(text) != len)
+        diag_error(d, "%s: file contains a NUL byte; expected extension names as text",
+                   show(b, path));
+    else
+        rc = extension_list_parse(list, text, path, d);
+    free(text);
+    return rc;
 }
 
 /* ---- derived values ---------------------------------------------------------------------- */
@@ -782,31 +722,13 @@ static void load_postgres(struct loader *ld, struct config *cfg)
 
 static void load_extensions(struct loader *ld, struct config *cfg)
 {
-    char b[SHOW_MAX];
     char *inline_list = take_str(ld, "EXTENSIONS", NULL);
     extension_list_parse(&cfg->extensions, inline_list, "EXTENSIONS", ld->d);
     free(inline_list);
 
     cfg->extensions_file = take_path(ld, "EXTENSIONS_FILE", NULL);
-    if (cfg->extensions_file && cfg->extensions_file[0] == '/') {
-        char *text = NULL;
-        size_t len = 0;
-        int err = read_small_file(cfg->extensions_file, EXTENSIONS_FILE_MAX_BYTES, &text, &len);
-        if (err == EFBIG)
-            diag_error(ld->d, "EXTENSIONS_FILE: %s is larger than %d bytes; expected a short list "
-                       "of extension names", show(b, cfg->extensions_file),
-                       EXTENSIONS_FILE_MAX_BYTES);
-        else if (err)
-            diag_error(ld->d, "EXTENSIONS_FILE: %s cannot be read (%s); expected a file with "
-                       "extension names", show(b, cfg->extensions_file),
-                       err == EISDIR || err == EINVAL ? "not a regular file" : strerror(err));
-        else if (strlen(text) != len)
-            diag_error(ld->d, "%s: file contains a NUL byte; expected extension names as text",
-                       show(b, cfg->extensions_file));
-        else
-            extension_list_parse(&cfg->extensions, text, cfg->extensions_file, ld->d);
-        free(text);
-    }
+    if (cfg->extensions_file && cfg->extensions_file[0] == '/')
+        extension_list_load_file(&cfg->extensions, cfg->extensions_file, ld->d);
     take_int(ld, "EXTENSIONS_MAX_ATTEMPTS", 60, 1, INT_MAX, &cfg->extensions_max_attempts);
     take_int(ld, "EXTENSIONS_RETRY_DELAY", 5, 0, 86400, &cfg->extensions_retry_delay);
     take_int(ld, "LEADER_POLL_INTERVAL_MS", 1000, 10, 3600000, &cfg->leader_poll_interval_ms);

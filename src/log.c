@@ -3,6 +3,8 @@
  * (Patroni shares our stderr) never interleave inside a line. */
 #include "log.h"
 
+#include "input.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -73,37 +75,6 @@ static void puts_(struct line *l, const char *s)
     put(l, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence starting at s (1..4), or 0 when invalid. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    unsigned int cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* Escapes shared by both formats: quotes, backslashes and control characters are escaped,
  * valid UTF-8 passes through, invalid bytes become U+FFFD so the line stays valid text. */
 static void put_escaped(struct line *l, const char *s)
@@ -126,7 +97,7 @@ static void put_escaped(struct line *l, const char *s)
             p++;
             continue;
         }
-        size_t n = utf8_seq_len(p);
+        size_t n = utf8_sequence_length(p);
         if (n == 0) {
             puts_(l, "\xef\xbf\xbd");
             p++;

@@ -2,16 +2,15 @@
  * with the file it concerns; key material never reaches a message. */
 #include "tls.h"
 
+#include "input.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -32,54 +31,27 @@ struct pem_file {
 static void pem_file_free(struct pem_file *f)
 {
     BIO_free(f->bio);
-    if (f->data) {
-        OPENSSL_cleanse(f->data, f->len);
-        free(f->data);
-    }
+    input_free_wiped(f->data, f->len);
     memset(f, 0, sizeof(*f));
 }
 
 static bool pem_file_open(struct pem_file *f, const char *path, const char *what, struct diag *d)
 {
     memset(f, 0, sizeof(*f));
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            diag_error(d, "%s: does not exist; expected the %s (PEM) because SSL_ENABLED is true",
-                       path, what);
-        else
-            diag_error(d, "%s: cannot be read (%s); expected a readable %s (PEM)", path,
-                       strerror(errno), what);
-        return false;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > PEM_MAX_BYTES) {
+    int err = input_read_file(path, PEM_MAX_BYTES, &f->data, &f->len);
+    if (err == ENOENT) {
+        diag_error(d, "%s: does not exist; expected the %s (PEM) because SSL_ENABLED is true",
+                   path, what);
+    } else if (err == EFBIG || err == EISDIR || err == EINVAL) {
         diag_error(d, "%s: is not a regular file of at most %d bytes; expected the %s (PEM)",
                    path, PEM_MAX_BYTES, what);
-        close(fd);
+    } else if (err) {
+        diag_error(d, "%s: cannot be read (%s); expected a readable %s (PEM)", path,
+                   strerror(err), what);
+    }
+    if (err)
         return false;
-    }
-    f->data = malloc((size_t)st.st_size + 1);
-    if (!f->data)
-        abort();
-    size_t n = 0;
-    while (n < (size_t)st.st_size) {
-        ssize_t r = read(fd, f->data + n, (size_t)st.st_size - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            diag_error(d, "%s: cannot be read (%s); expected a readable %s (PEM)", path,
-                       r < 0 ? strerror(errno) : "file shrank while reading", what);
-            close(fd);
-            f->len = n;
-            pem_file_free(f);
-            return false;
-        }
-        n += (size_t)r;
-    }
-    close(fd);
-    f->len = n;
-    f->bio = BIO_new_mem_buf(f->data, (int)n);
+    f->bio = BIO_new_mem_buf(f->data, (int)f->len);
     if (!f->bio)
         abort();
     return true;

@@ -99,7 +99,8 @@ typedef const char *(*env_lookup_fn)(const char *name, void *ctx);
 const char *env_lookup_process(const char *name, void *ctx); /* getenv */
 
 /* Read everything, validate everything, append every problem to d.
- * Returns 0 when d has no errors; cfg is then fully filled (else partially, still freeable). */
+ * Returns 0 when it added no error to d; cfg is then fully filled (else partially, still
+ * freeable; tls_check may still be run on it to report certificate problems in the same go). */
 int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn env, void *env_ctx,
                 struct diag *d);
 void config_free(struct config *cfg);

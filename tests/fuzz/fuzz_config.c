@@ -129,8 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct diag d;
     diag_init(&d);
     int rc = config_load(&cfg, purpose, lookup, &env, &d);
+    tls_check(&cfg, 1800000000, &d); /* also safe on a partly filled configuration */
     if (rc == 0) {
-        tls_check(&cfg, 1800000000, &d);
         char *yaml = render_patroni_yaml(&cfg, false);
         char *masked = render_patroni_yaml(&cfg, true);
         if (purpose == CONFIG_POD) {

@@ -590,11 +590,12 @@ static void load_dcs(struct loader *ld, struct config *cfg)
                        "DCS_TYPE is etcd3");
         } else {
             char *copy = xstrdup(hosts), *save = NULL;
-            size_t n = 0;
+            size_t n = 0, tokens = 0;
             cfg->etcd_hosts = calloc(strlen(hosts) + 1, sizeof(char *));
             if (!cfg->etcd_hosts)
                 abort();
             for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+                tokens++;
                 if (is_host_port(tok))
                     cfg->etcd_hosts[n++] = xstrdup(tok);
                 else
@@ -603,6 +604,9 @@ static void load_dcs(struct loader *ld, struct config *cfg)
                                show(b, tok));
             }
             free(copy);
+            if (tokens == 0)
+                diag_error(ld->d, "ETCD_HOSTS: \"%s\" holds no host:port; expected "
+                           "host:port[,host:port...]", show(b, hosts));
         }
     }
 
@@ -614,8 +618,10 @@ static void load_dcs(struct loader *ld, struct config *cfg)
             cfg->k8s_labels = calloc(strlen(labels) + 1, sizeof(*cfg->k8s_labels));
             if (!cfg->k8s_labels)
                 abort();
-            char *save = NULL;
+            char *save = NULL, *text = xstrdup(labels);
+            size_t tokens = 0;
             for (char *tok = strtok_r(labels, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+                tokens++;
                 char *eq = strchr(tok, '=');
                 if (eq)
                     *eq = '\0';
@@ -627,10 +633,23 @@ static void load_dcs(struct loader *ld, struct config *cfg)
                                show(b, tok));
                     continue;
                 }
+                bool duplicate = false;
+                for (size_t i = 0; i < cfg->k8s_label_count; i++)
+                    duplicate |= strcmp(cfg->k8s_labels[i].key, tok) == 0;
+                if (duplicate) {
+                    diag_error(ld->d, "KUBERNETES_LABELS: label %s is given twice; expected each "
+                               "label key once", show(b, tok));
+                    continue;
+                }
                 cfg->k8s_labels[cfg->k8s_label_count].key = xstrdup(tok);
                 cfg->k8s_labels[cfg->k8s_label_count].value = xstrdup(eq + 1);
                 cfg->k8s_label_count++;
             }
+            if (tokens == 0)
+                diag_error(ld->d, "KUBERNETES_LABELS: \"%s\" holds no label; expected "
+                           "key=value[,key=value...] that select this cluster's pods",
+                           show(b, text));
+            free(text);
             free(labels);
         }
     }

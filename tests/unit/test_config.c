@@ -451,6 +451,9 @@ static void etcd_hosts_checked(void **state)
     assert_error("ETCD_HOSTS: \"127.0.0.2:0\" is not host:port; expected host:port[,host:port...] "
                  "with a port from 1 to 65535");
 
+    set("ETCD_HOSTS", " , ");
+    assert_only_error("ETCD_HOSTS: \" , \" holds no host:port; expected host:port[,host:port...]");
+
     set("DCS_TYPE", "etcd3");
     unset("ETCD_HOSTS");
     assert_only_error("ETCD_HOSTS: not set; expected host:port[,host:port...] because DCS_TYPE is "
@@ -464,6 +467,11 @@ static void kubernetes_labels_checked(void **state)
     set("KUBERNETES_LABELS", "cluster-name");
     assert_only_error("KUBERNETES_LABELS: \"cluster-name\" is not a valid label; expected "
                       "key=value[,key=value...] with Kubernetes label keys and values");
+    set("KUBERNETES_LABELS", "a=1,b=2,a=3");
+    assert_only_error("KUBERNETES_LABELS: label a is given twice; expected each label key once");
+    set("KUBERNETES_LABELS", ",");
+    assert_only_error("KUBERNETES_LABELS: \",\" holds no label; expected key=value[,key=value...] "
+                      "that select this cluster's pods");
 }
 
 static void dcs_timing_rule(void **state)

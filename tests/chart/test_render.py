@@ -174,7 +174,7 @@ def test_every_variable_is_in_the_contract():
     r = render(files=[os.path.join(ROOT, "examples", "production-values.yaml")])
     for obj in r.all("StatefulSet") + r.all("Job"):
         for name in env(obj):
-            if name.startswith("PATRONI_") or name in ("PGSSLMODE", "PGSSLROOTCERT"):
+            if name.startswith("PATRONI_") or name in ("PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"):
                 continue
             assert name in documented, "%s sets %s, which docs/citus-init.md does not define" % (
                 obj["metadata"]["name"], name)
@@ -392,10 +392,26 @@ def test_existing_secret():
     r = render({"secret": {"create": False, "name": "mine",
                            "keys": {"superuserPassword": "postgres-password", "replicationPassword": "standby-password"}}})
     assert r.all("Secret") == []
-    for obj in r.all("StatefulSet") + r.all("Pod"):
-        sec = mounted_volume(obj, "/etc/patroni/secrets")["secret"]
+    for sts in r.all("StatefulSet"):
+        sec = mounted_volume(sts, "/etc/patroni/secrets")["secret"]
         assert sec["secretName"] == "mine"
         assert [i["key"] for i in sec["items"]] == ["postgres-password", "standby-password"]
+
+
+def test_clients_see_only_the_superuser_password():
+    r = render({"additionalExtensions": {"enabled": True, "extensions": ["postgis"]}})
+    for obj in r.all("Job") + r.all("Pod"):
+        sec = mounted_volume(obj, "/etc/patroni/secrets")["secret"]
+        assert [i["key"] for i in sec["items"]] == ["superuser-password"]
+        assert "REPLICATION_PASSWORD_KEY" not in env(obj)
+
+
+def test_client_certificate_for_clients():
+    r = render({"ssl": {"enabled": True, "clientCert": True}})
+    e = env(r.get("Pod", "citusdemo-test"))
+    assert e["PGSSLCERT"] == "/etc/ssl/certs/postgresql/server.crt"
+    assert e["PGSSLKEY"] == "/etc/ssl/certs/postgresql/server.key"
+    assert "PGSSLCERT" not in env(render({"ssl": {"enabled": True}}).get("Pod", "citusdemo-test"))
 
 
 # ---------------------------------------------------------------- extensions

@@ -127,6 +127,12 @@ which citus-init picks up without a restart. */}}
   value: {{ .Values.ssl.mode | quote }}
 - name: PGSSLROOTCERT
   value: {{ include "citus.sslCertDir" . }}/ca.crt
+{{- if .Values.ssl.clientCert }}
+- name: PGSSLCERT
+  value: {{ include "citus.sslCertDir" . }}/server.crt
+- name: PGSSLKEY
+  value: {{ include "citus.sslCertDir" . }}/server.key
+{{- end }}
 {{- else }}
 - name: PGSSLMODE
   value: prefer
@@ -145,10 +151,6 @@ which citus-init picks up without a restart. */}}
   value: {{ .Values.patroni.superuser.username | quote }}
 - name: SUPERUSER_PASSWORD_KEY
   value: {{ .Values.secret.keys.superuserPassword | quote }}
-- name: REPLICATION_USERNAME
-  value: {{ .Values.patroni.replication.username | quote }}
-- name: REPLICATION_PASSWORD_KEY
-  value: {{ .Values.secret.keys.replicationPassword | quote }}
 - name: SSL_ENABLED
   value: {{ .Values.ssl.enabled | quote }}
 - name: SSL_MODE
@@ -167,24 +169,28 @@ which citus-init picks up without a restart. */}}
 {{- end -}}
 
 {{/* Secret volumes (0440: readable by root and by the fsGroup, never by others). The
-password volume projects exactly the two configured keys, so a missing key stops the pod
-with a clear event instead of starting a member without a password. */}}
+password volume projects only the configured keys, so a missing key stops the pod with a
+clear event instead of starting a member without a password. Argument: dict "root" $ and
+"clientOnly" true for the Job and the test pod, which get the superuser password only. */}}
 {{- define "citus.secretVolumes" -}}
+{{- $v := .root.Values -}}
 - name: patroni-secrets
   secret:
-    secretName: {{ .Values.secret.name }}
+    secretName: {{ $v.secret.name }}
     defaultMode: 0440
     items:
-      - key: {{ .Values.secret.keys.superuserPassword }}
-        path: {{ .Values.secret.keys.superuserPassword }}
-      - key: {{ .Values.secret.keys.replicationPassword }}
-        path: {{ .Values.secret.keys.replicationPassword }}
-{{- if .Values.ssl.enabled }}
+      - key: {{ $v.secret.keys.superuserPassword }}
+        path: {{ $v.secret.keys.superuserPassword }}
+      {{- if not .clientOnly }}
+      - key: {{ $v.secret.keys.replicationPassword }}
+        path: {{ $v.secret.keys.replicationPassword }}
+      {{- end }}
+{{- if $v.ssl.enabled }}
 - name: ssl-certs
   secret:
-    secretName: {{ .Values.ssl.secretName }}
+    secretName: {{ $v.ssl.secretName }}
     defaultMode: 0440
-    {{- if .Values.ssl.certManager.enabled }}
+    {{- if $v.ssl.certManager.enabled }}
     # cert-manager names the files tls.crt/tls.key; citus-init reads server.crt/server.key.
     items:
       - key: ca.crt

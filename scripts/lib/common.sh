@@ -63,6 +63,32 @@ ensure_helm() {
   HELM="$bin"
 }
 
+# kube-apiserver and kube-controller-manager (tests/k8s) built from the Go module proxy with
+# the pinned module in tests/k8s/tools (go.mod/go.sum), cached under $CACHE/bin by version.
+# The build is heavy: it runs niced, once per machine. Sets KUBE_APISERVER and KUBE_CM.
+KUBE_VERSION=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$ROOT/tests/k8s/tools/go.mod" 2>/dev/null)
+ensure_kube() {
+  [ -n "$KUBE_VERSION" ] || die "tests/k8s/tools/go.mod does not pin k8s.io/kubernetes"
+  local dir="$CACHE/bin/kube-$KUBE_VERSION" c minor
+  minor=${KUBE_VERSION#v*.}; minor=${minor%%.*}
+  for c in kube-apiserver kube-controller-manager; do
+    [ -x "$dir/$c" ] && continue
+    say "building $c $KUBE_VERSION from the Go module proxy (slow, once per machine)"
+    mkdir -p "$dir"
+    (cd "$ROOT/tests/k8s/tools" &&
+      GOFLAGS=-mod=mod GOCACHE="$CACHE/go-build" GOMODCACHE="$CACHE/go-mod" CGO_ENABLED=0 \
+        nice -n 19 go build -trimpath -o "$dir/.$c.tmp" -ldflags "-s -w \
+          -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
+          -X k8s.io/component-base/version.gitMajor=1 \
+          -X k8s.io/component-base/version.gitMinor=$minor \
+          -X k8s.io/component-base/version.gitTreeState=clean" \
+          "k8s.io/kubernetes/cmd/$c") || die "building $c failed"
+    mv "$dir/.$c.tmp" "$dir/$c"
+  done
+  KUBE_APISERVER="$dir/kube-apiserver"
+  KUBE_CM="$dir/kube-controller-manager"
+}
+
 # Build citus-init (release-like build in build/). Incremental when already configured.
 ensure_build() {
   if [ ! -f "$BUILD/build.ninja" ]; then

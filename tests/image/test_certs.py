@@ -115,6 +115,19 @@ def test_force_replaces_and_reuse_ca_keeps_the_ca(tmp_path):
     assert verify(out / "ca.crt", out / "server.crt").returncode == 0
 
 
+def test_duplicate_names_are_listed_once(tmp_path):
+    out = tmp_path / "c"
+    r = gen(out, "--extra-san", "localhost", "db.example.com", "--extra-san", "db.example.com",
+            "127.0.0.1")
+    names = subprocess.run(["openssl", "x509", "-in", str(out / "server.crt"), "-noout", "-ext",
+                            "subjectAltName"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()[1].split(",")
+    names = [n.strip() for n in names]
+    assert names.count("DNS:db.example.com") == 1 and names.count("DNS:localhost") == 1
+    assert names.count("IP Address:127.0.0.1") == 1
+    assert "kubectl create secret" in r.stdout
+
+
 def test_reuse_ca_needs_a_ca(tmp_path):
     r = gen(tmp_path / "none", "--reuse-ca", check=False)
     assert r.returncode != 0 and "--reuse-ca:" in r.stderr and "ca.crt" in r.stderr, r.stderr

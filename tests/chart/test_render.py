@@ -562,3 +562,10 @@ def test_notes_content(notes_chart):
     assert "emptyDir" not in notes
     assert "job/citusdemo-extensions-setup" in notes
     assert "enableOnWorkers is deprecated" in notes
+
+
+def test_coordinator_only():
+    r = render({"workers": []})
+    assert r.names("StatefulSet") == ["citusdemo-0"]
+    assert "citusdemo-workers" not in r.names("Service")
+    assert '[ "$workers" = "0" ]' in container(r.get("Pod", "citusdemo-test"))["args"][0]

@@ -569,3 +569,9 @@ def test_coordinator_only():
     assert r.names("StatefulSet") == ["citusdemo-0"]
     assert "citusdemo-workers" not in r.names("Service")
     assert '[ "$workers" = "0" ]' in container(r.get("Pod", "citusdemo-test"))["args"][0]
+
+
+def test_notes_without_coordinator(notes_chart):
+    notes, _ = render_notes(notes_chart, {"coordinator": {"enabled": False, "replicas": 1}})
+    assert "citusdemo-0-0" not in notes and "helm test" not in notes
+    assert "No coordinator" in notes

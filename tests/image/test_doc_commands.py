@@ -255,3 +255,26 @@ def test_every_documented_command_is_checked():
     unchecked = [(doc, " ".join(w)) for doc, w in COMMANDS if w[0] not in known]
     assert not unchecked, f"commands no test looks at: {unchecked}"
     assert len(by_program("kubectl")) > 20 and by_program("helm"), "docs not parsed?"
+
+
+def anchors(path):
+    """GitHub-style anchors of a Markdown file's headings."""
+    out = set()
+    for line in path.read_text().splitlines():
+        m = re.match(r"#+ (.*)", line)
+        if m:
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            out.add(slug)
+    return out
+
+
+def test_relative_links_resolve():
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if re.match(r"[a-z]+://", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            path = (doc.parent / file_part).resolve() if file_part else doc
+            assert path.exists(), f"{doc.name}: link to missing {target}"
+            if anchor:
+                assert anchor in anchors(path), f"{doc.name}: no heading for #{anchor} in {path.name}"

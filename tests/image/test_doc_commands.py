@@ -85,7 +85,8 @@ def test_generate_command_runs(words, tmp_path, workdir):
     cwd = workdir if "--reuse-ca" in words else tmp_path
     r = subprocess.run([str(SCRIPT), *words[1:]], cwd=cwd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert subprocess.run(["openssl", "verify", "-CAfile", "certs/ca.crt", "certs/server.crt"],
+    out = words[words.index("--out") + 1] if "--out" in words else "certs"
+    assert subprocess.run(["openssl", "verify", "-CAfile", f"{out}/ca.crt", f"{out}/server.crt"],
                           cwd=cwd, capture_output=True).returncode == 0
 
 

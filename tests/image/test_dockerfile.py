@@ -261,3 +261,25 @@ def test_library_check_catches_a_missing_package(tmp_path):
     with pytest.raises(AssertionError, match=r"libcmocka\.so\.0 .* comes from libcmocka0, which "
                                              r"the runtime stage does not install"):
         check_libraries_packaged(exe, ["libev4"])
+
+
+def test_build_stage_installs_every_meson_dependency(df):
+    """Each dependency() of meson.build (and each header probed with find_library) comes from
+    a -dev package the build stage installs; optional test-only ones (cmocka) are exempt."""
+    text = (ROOT / "meson.build").read_text()
+    pcs = set(re.findall(r"dependency\('([^']+)'(?![^)]*required\s*:\s*false)", text))
+    headers = set(re.findall(r"has_headers\s*:\s*\[([^\]]*)\]", text))
+    headers = {h.strip(" '\"") for group in headers for h in group.split(",") if h.strip()}
+    installed = set(dockerparse.apt_installs(df.stage("build")))
+    problems = []
+    for pc in sorted(pcs):
+        r = subprocess.run(["pkg-config", "--variable=pcfiledir", pc], capture_output=True, text=True)
+        assert r.returncode == 0, f"pkg-config does not know {pc} on this machine"
+        pkg = dpkg_owner(f"{r.stdout.strip()}/{pc}.pc")
+        if pkg not in installed:
+            problems.append(f"meson dependency {pc} comes from {pkg}, not installed in the build stage")
+    for h in sorted(headers):
+        pkg = dpkg_owner(f"/usr/include/{h}")
+        if pkg not in installed:
+            problems.append(f"header {h} comes from {pkg}, not installed in the build stage")
+    assert pcs and not problems, "\n".join(problems)

@@ -283,3 +283,33 @@ def test_build_stage_installs_every_meson_dependency(df):
         if pkg not in installed:
             problems.append(f"header {h} comes from {pkg}, not installed in the build stage")
     assert pcs and not problems, "\n".join(problems)
+
+
+def test_apt_package_names_exist_in_debian_12(df, versions):
+    """Every package any stage installs is known to apt on this Debian 12 machine: names that
+    carry the PostgreSQL major are checked with this machine's major (Debian 12 ships 15;
+    the image's PGDG repository has the same names for 16); Citus' own package is not in
+    any repository reachable here and is checked by name pattern only."""
+    pg = versions["IMAGE_PG_MAJOR"]
+    local_major = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))[-1]).parts[-3]
+    names = set()
+    for stage in df.stages:
+        names.update(dockerparse.apt_installs(stage))
+    citus = f"postgresql-{pg}-citus-{versions['CITUS_VERSION']}"
+    assert citus in names and re.fullmatch(r"postgresql-\d+-citus-\d+\.\d+", citus)
+    names.discard(citus)
+    probe = sorted({n.replace(f"postgresql-{pg}-", f"postgresql-{local_major}-") for n in names})
+    r = subprocess.run(["apt-cache", "show", "--no-all-versions", *probe], capture_output=True,
+                       text=True)
+    known = set(re.findall(r"^Package: (\S+)$", r.stdout, re.M))
+    assert not set(probe) - known, f"apt does not know: {sorted(set(probe) - known)}"
+
+
+def test_patroni_extras_exist(df, versions):
+    """The extras the image asks for are ones the pinned Patroni declares (pip only warns)."""
+    req = next(r for r in dockerparse.pip_requirements(df.stage("patroni")) if r.startswith("patroni["))
+    extras = re.match(r"patroni\[([^\]]+)\]", req).group(1).split(",")
+    meta = subprocess.run([str(ROOT / ".venv/bin/python"), "-c",
+                           "import importlib.metadata as m; print('\\n'.join(m.metadata('patroni').get_all('Provides-Extra')))"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert set(extras) <= set(meta), f"unknown Patroni extras {set(extras) - set(meta)}"

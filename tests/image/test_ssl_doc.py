@@ -128,3 +128,41 @@ def test_expiry_warning_does_not_stop_the_pod(citus_init, runs):
     r = check(citus_init, made["short"])
     assert_quoted(r, "level=warn", "server.crt: expires on", "days; expected a renewed "
                   "certificate before then", rc=0)
+
+
+def resign(run, out, not_before, not_after):
+    """server.crt of `run` re-issued by the same CA with other dates (the script only makes
+    certificates valid from now on)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca_key = serialization.load_pem_private_key((run / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((run / "ca.crt").read_bytes())
+    old = x509.load_pem_x509_certificate((run / "server.crt").read_bytes())
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(ca.subject)
+               .public_key(old.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now + not_before).not_valid_after(now + not_after))
+    for ext in old.extensions:
+        builder = builder.add_extension(ext.value, ext.critical)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    out.mkdir()
+    shutil.copy(run / "ca.crt", out / "ca.crt")
+    shutil.copy(run / "server.key", out / "server.key")
+    (out / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return out
+
+
+def test_expired_and_future_certificates(citus_init, runs):
+    import datetime as dt
+
+    base, made = runs
+    day = dt.timedelta(days=1)
+    expired = resign(made["good"], base / "expired", -10 * day, -day)
+    assert_quoted(check(citus_init, expired), "server.crt: expired on",
+                  "; expected a certificate valid now (")
+    future = resign(made["good"], base / "future", day, 10 * day)
+    assert_quoted(check(citus_init, future), "server.crt: not valid before",
+                  "; expected a certificate valid now (")

@@ -35,7 +35,7 @@ clients=() extra_sans=()
 
 # Options taking one value accept "--opt VALUE" and "--opt=VALUE"; --client and --extra-san
 # take every following argument up to the next option, and may be repeated.
-need_value() { [ $# -ge 2 ] && [ -n "$2" ] || usage_error "$1 needs a value"; }
+need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then usage_error "$1 needs a value"; fi; }
 while [ $# -gt 0 ]; do
     opt=$1
     case $opt in

@@ -1,0 +1,71 @@
+"""The rendered Patroni YAML, validated by the schema of the Patroni version we ship.
+
+Runs build/tests/unit/render_yaml for several pod environments and feeds each document to
+patroni.validator.schema (as `patroni --validate-config` does). Usage:
+    .venv/bin/python tests/unit/patroni_schema.py build/tests/unit/render_yaml
+Exit 0 when every variant validates, 1 with the problems otherwise, 77 without Patroni.
+"""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+
+try:
+    import yaml
+    from patroni.validator import populate_validate_params, schema
+except ImportError as e:  # pragma: no cover - depends on the machine
+    print(f"patroni schema check skipped: {e}")
+    sys.exit(77)
+
+
+def variants(secrets, etcd_port):
+    base = {
+        "POD_NAME": "citusdemo-0-1", "POD_IP": "127.0.10.2", "CLUSTER_NAME": "citusdemo",
+        "CITUS_GROUP": "0", "SECRETS_DIR": secrets, "LISTEN_ADDRESS": "127.0.10.2",
+        "PG_PORT": "55432", "PATRONI_API_PORT": "58008",
+        "ETCD_HOSTS": f"127.0.0.1:{etcd_port}",
+    }
+    yield "etcd3", dict(base)
+    yield "kubernetes", dict(base, DCS_TYPE="kubernetes", POD_NAMESPACE="db",
+                             KUBERNETES_LABELS="cluster-name=citusdemo,app.kubernetes.io/name=citus")
+    yield "tls+client-cert+partman", dict(base, SSL_ENABLED="true", SSL_MODE="verify-full",
+                                          SSL_CLIENT_CERT="true", EXTENSIONS="postgis,pg_partman:partman",
+                                          POD_DNS_DOMAIN="citusdemo-0-hl.default.svc.cluster.local")
+    yield "no-citus", dict(base, CITUS_ENABLED="false", CITUS_GROUP="3", SYNCHRONOUS_MODE="on")
+
+
+def main():
+    tool = sys.argv[1]
+    populate_validate_params(ignore_listen_port=True)
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as etcd:
+        # something listening where the etcd3 hosts point, so "reachable" holds
+        etcd.bind(("127.0.0.1", 0))
+        etcd.listen(64)
+        secrets = os.path.join(tmp, "secrets")
+        os.mkdir(secrets)
+        for name, value in (("superuser-password", 'su: "pw" #1\n'), ("replication-password", "true")):
+            with open(os.path.join(secrets, name), "w", encoding="utf-8") as f:
+                f.write(value)
+        for name, env in variants(secrets, etcd.getsockname()[1]):
+            env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+            run = subprocess.run([tool], env=env, capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                failures.append(f"{name}: render_yaml exit {run.returncode}: {run.stderr.strip()}")
+                continue
+            config = yaml.safe_load(run.stdout)
+            problems = schema(config)
+            if problems:
+                failures.append(f"{name}: " + "; ".join(problems))
+            auth = config["postgresql"]["authentication"]
+            if auth["superuser"]["password"] != 'su: "pw" #1' or auth["replication"]["password"] != "true":
+                failures.append(f"{name}: passwords did not survive PyYAML")
+            print(f"patroni schema: {name}: {'ok' if not problems else 'FAILED'}")
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

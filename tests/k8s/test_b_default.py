@@ -1,0 +1,234 @@
+"""helm install with default values, then: leaders through the Kubernetes DCS, helm test,
+failover of the coordinator leader, RBAC, helm upgrade (passwords kept, an extension added
+without restarting any pod). The tests of this module run in order on one release."""
+import time
+
+import pytest
+
+from conftest import CHART, sockets_to_object_only_addresses, wait_for
+from controlplane import Api, KubeError
+
+NS = "citus-default"
+CLUSTER = "citusdemo"
+GROUPS = [0, 1, 2]
+MEMBERS = {0: 3, 1: 2, 2: 2}
+
+
+@pytest.fixture(scope="module")
+def release(kube):
+    res = kube.helm("install", "citus", str(CHART), "-n", NS, "--create-namespace",
+                    "--timeout", "10m")
+    yield res
+    kube.helm("uninstall", "citus", "-n", NS, "--wait", "--timeout", "5m", check=False)
+    kube.wait_no_pods(NS)
+
+
+def test_install_accepted(kube, release):
+    manifest = kube.helm("get", "manifest", "citus", "-n", NS).stdout
+    kinds = {}
+    for doc in manifest.split("\n---"):
+        for line in doc.splitlines():
+            if line.startswith("kind: "):
+                kinds.setdefault(line[6:].strip(), 0)
+                kinds[line[6:].strip()] += 1
+    assert kinds.get("StatefulSet") == 3, kinds
+    for g in GROUPS:
+        sts = kube.api.get(f"/apis/apps/v1/namespaces/{NS}/statefulsets/{CLUSTER}-{g}")
+        assert sts["spec"]["replicas"] == MEMBERS[g]
+    for name in ("Role", "RoleBinding", "ServiceAccount", "Secret", "PodDisruptionBudget"):
+        assert name in kinds, f"{name} not in the release: {kinds}"
+
+
+def test_leaders_elected_via_kubernetes_dcs(kube, release):
+    leaders = kube.wait_leaders(NS, CLUSTER, GROUPS, 420)
+    for g, (pod, ep) in leaders.items():
+        # Endpoints <cluster>-<group> is Patroni's leader lock and points at the leader
+        ann = ep["metadata"]["annotations"]
+        assert ann["leader"] == pod["metadata"]["name"]
+        assert pod["metadata"]["labels"].get("role") == "primary"
+        assert [p["name"] for s in ep["subsets"] for p in s["ports"]] == ["postgresql"]
+    for g in GROUPS:
+        kube.wait_replicas_running(NS, CLUSTER, g, MEMBERS[g] - 1, 300)
+    assert sockets_to_object_only_addresses() == []
+    # every member is Ready (readiness probe through the kubelet stand-in)
+    wait_for("every pod Ready", lambda: all(
+        any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
+        for p in kube.pods(NS, f"cluster-name={CLUSTER}")), 120, 2)
+
+
+def test_helm_test_passes(kube, release):
+    res = kube.helm("test", "citus", "-n", NS, "--timeout", "5m", check=False)
+    log = kube.pod_log(NS, f"{CLUSTER}-test")
+    assert res.returncode == 0, f"helm test failed:\n{res.stdout}\n--- test pod log:\n{log}"
+    assert "all checks passed" in log, log
+    assert "ok: 2 active worker nodes" in log, log
+
+
+def _start_ids(kube):
+    return {p["metadata"]["name"]: (p["metadata"]["uid"],
+                                    p["status"]["containerStatuses"][0]["restartCount"])
+            for p in kube.pods(NS, f"cluster-name={CLUSTER}")}
+
+
+def test_failover_of_coordinator_leader(kube, release):
+    old, _ = kube.wait_leaders(NS, CLUSTER, [0], 120)[0]
+    old_name, old_uid = old["metadata"]["name"], old["metadata"]["uid"]
+    kube.api.delete(f"/api/v1/namespaces/{NS}/pods/{old_name}")
+
+    def new_leader():
+        found = kube.leader(NS, CLUSTER, 0)
+        return found if found and found[0]["metadata"]["name"] != old_name else None
+    pod, _ = wait_for("a new coordinator leader", new_leader, 180, 2)
+    assert pod["metadata"]["name"] != old_name
+    # The StatefulSet recreates the pod (same name, new uid) and it rejoins as a replica.
+    wait_for(f"{old_name} recreated", lambda: (lambda p: p and p["metadata"]["uid"] != old_uid
+                                               and p["status"].get("podIP"))(
+        kube.pod(NS, old_name)), 180, 2)
+
+    def rejoined():
+        st = kube.patroni(kube.pod(NS, old_name))
+        return st.get("role") == "replica" and st.get("state") in ("running", "streaming")
+    wait_for(f"{old_name} running as a replica", rejoined, 300, 2)
+
+
+def _token_for(kube, sa):
+    res = kube.api.post(f"/api/v1/namespaces/{NS}/serviceaccounts/{sa}/token",
+                        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                         "spec": {"expirationSeconds": 600}})
+    return res["status"]["token"]
+
+
+def test_patroni_uses_the_charts_service_account(kube, release):
+    pod = kube.pod(NS, f"{CLUSTER}-0-0")
+    assert pod["spec"]["serviceAccountName"] == CLUSTER
+    vol = [v for v in pod["spec"]["volumes"] if "projected" in v]
+    assert vol, "no projected service-account token volume in the pod"
+    # The token the pod sees is the chart's ServiceAccount's, bound to this pod.
+    tok_file = next((kube.state / "kubelet" / "pods").glob(
+        f"{NS}_{CLUSTER}-0-0_{pod['metadata']['uid'][:8]}/volumes/{vol[0]['name']}/token"))
+    review = kube.api.post("/apis/authentication.k8s.io/v1/tokenreviews", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": tok_file.read_text()}})
+    assert review["status"]["authenticated"], review["status"]
+    assert review["status"]["user"]["username"] == f"system:serviceaccount:{NS}:{CLUSTER}"
+    # Patroni keeps renewing its leader lock with that identity alone.
+    first = kube.endpoints(NS, f"{CLUSTER}-0")["metadata"]["annotations"]["renewTime"]
+    wait_for("the leader lock renewed", lambda: kube.endpoints(NS, f"{CLUSTER}-0")[
+        "metadata"]["annotations"]["renewTime"] != first, 60, 2)
+
+
+# What Patroni does with each rule of the chart's Role (the operations are Patroni's own
+# requests, made here with a ServiceAccount token; all of them are harmless no-ops).
+def _operations(api):
+    ep = f"/api/v1/namespaces/{NS}/endpoints"
+    labels = {"metadata": {"labels": {"cluster-name": CLUSTER}}}
+    return {
+        "configmaps": [
+            ("list configmaps of the cluster (DCS in ConfigMap mode)",
+             lambda: api.get(f"/api/v1/namespaces/{NS}/configmaps",
+                             labelSelector=f"cluster-name={CLUSTER}"))],
+        "endpoints": [
+            ("list the cluster's endpoints (DCS read)",
+             lambda: api.get(ep, labelSelector=f"cluster-name={CLUSTER}")),
+            ("patch the leader lock endpoints (DCS write)",
+             lambda: api.patch(f"{ep}/{CLUSTER}-0", labels))],
+        "pods": [
+            ("list the cluster's pods (members)",
+             lambda: api.get(f"/api/v1/namespaces/{NS}/pods",
+                             labelSelector=f"cluster-name={CLUSTER}")),
+            ("patch the own pod's labels/annotations (role label, member status)",
+             lambda: api.patch(f"/api/v1/namespaces/{NS}/pods/{CLUSTER}-0-0", labels))],
+        "services": [
+            ("create the <scope>-config service",
+             lambda: _create_config_service(api))],
+    }
+
+
+def _create_config_service(api):
+    try:
+        api.post(f"/api/v1/namespaces/{NS}/services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": f"{CLUSTER}-0-config", "labels": {"cluster-name": CLUSTER}},
+            "spec": {"clusterIP": "None"}})
+    except KubeError as e:
+        if e.status != 409:  # it exists (the chart made it): authorized all the same
+            raise
+
+
+def _attempt(op, expect_ok, timeout=20):
+    """Run op until its outcome is the expected one (new RBAC objects reach the authorizer
+    within moments) or timeout; return "ok" or "HTTP <status>"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            op()
+            got = "ok"
+        except KubeError as e:
+            got = f"HTTP {e.status}"
+        if (got == "ok") == expect_ok or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+def test_rbac_every_rule_is_needed(kube, release):
+    role = kube.api.get(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{CLUSTER}")
+    ca = kube.cp.certs / "ca.crt"
+    by_resource = {}
+    for i, rule in enumerate(role["rules"]):
+        for res in rule["resources"]:
+            by_resource[res] = i
+    assert set(by_resource) == {"configmaps", "endpoints", "pods", "services"}, role["rules"]
+    # With the whole Role (a copy bound to a fresh ServiceAccount) every operation works.
+    variants = {"all": role["rules"]}
+    variants.update({f"no-{r}": [x for j, x in enumerate(role["rules"]) if j != i]
+                     for r, i in by_resource.items()})
+    rb = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}"
+    for name in variants:
+        sa = f"rbac-probe-{name}"
+        kube.api.post(f"/api/v1/namespaces/{NS}/serviceaccounts",
+                      {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa}})
+        kube.api.post(f"{rb}/roles", {"apiVersion": "rbac.authorization.k8s.io/v1",
+                                      "kind": "Role", "metadata": {"name": sa},
+                                      "rules": variants[name]})
+        kube.api.post(f"{rb}/rolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": sa},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": NS}]})
+    problems = []
+    try:
+        for name in variants:
+            api = Api(ca, token=_token_for(kube, f"rbac-probe-{name}"))
+            ops = _operations(api)
+            for res, items in ops.items():
+                for what, op in items:
+                    expect_ok = name == "all" or name != f"no-{res}"
+
+                    got = _attempt(op, expect_ok)
+                    if expect_ok and got != "ok":
+                        problems.append(f"with the whole Role, {what} gave {got}")
+                    if not expect_ok and got != "HTTP 403":
+                        problems.append(f"without the {res} rule, {what} gave {got}")
+                    print(f"rbac {name}: {what}: {got}")
+    finally:
+        for name in variants:
+            sa = f"rbac-probe-{name}"
+            kube.api.delete(f"{rb}/rolebindings/{sa}")
+            kube.api.delete(f"{rb}/roles/{sa}")
+            kube.api.delete(f"/api/v1/namespaces/{NS}/serviceaccounts/{sa}")
+    assert not problems, "\n".join(problems)
+
+
+def test_upgrade_keeps_passwords_and_adds_extension_without_restart(kube, release):
+    before_pw = kube.secret_data(NS, CLUSTER)
+    before = _start_ids(kube)
+    kube.helm("upgrade", "citus", str(CHART), "-n", NS, "--timeout", "10m",
+              "--set", "additionalExtensions.enabled=true",
+              "--set", "additionalExtensions.extensions={hstore}")
+    assert kube.secret_data(NS, CLUSTER) == before_pw, "helm upgrade changed the passwords"
+    pw = before_pw["superuser-password"]
+    pod, _ = kube.wait_leaders(NS, CLUSTER, [0], 120)[0]
+    wait_for("extension hstore on the coordinator", lambda: kube.sql(
+        kube.leader(NS, CLUSTER, 0)[0],
+        "SELECT 1 FROM pg_extension WHERE extname = 'hstore'", pw), 180, 3)
+    assert _start_ids(kube) == before, "a pod was recreated or restarted by the upgrade"

@@ -1,0 +1,98 @@
+"""helm install with SSL verify-full, persistent volumes and the extension list: leaders,
+extensions, helm test; helm uninstall leaves only the PVCs."""
+import base64
+import subprocess
+
+import pytest
+
+from conftest import CHART, ROOT, wait_for
+
+NS = "citus-ssl"
+CLUSTER = "citusdemo"
+GROUPS = [0, 1, 2]
+EXTENSIONS = ["postgis", "postgis_topology", "pg_partman"]
+
+
+@pytest.fixture(scope="module")
+def certs(kube):
+    out = kube.state / "ssl-certs"
+    subprocess.run([str(ROOT / "scripts" / "generate-ssl-certs.sh"), "--cluster", CLUSTER,
+                    "--namespace", NS, "--out", str(out), "--days", "2"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+@pytest.fixture(scope="module")
+def release(kube, certs):
+    kube.api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                         "metadata": {"name": NS}})
+    kube.api.post(f"/api/v1/namespaces/{NS}/secrets", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{CLUSTER}-ssl-certs"},
+        "data": {f: base64.b64encode((certs / f).read_bytes()).decode()
+                 for f in ("ca.crt", "server.crt", "server.key")}})
+    res = kube.helm("install", "citus", str(CHART), "-n", NS, "--timeout", "15m",
+                    "--set", "ssl.enabled=true", "--set", "ssl.mode=verify-full",
+                    "--set", "storage.persistentVolume.enabled=true",
+                    "--set", "additionalExtensions.enabled=true")
+    yield res
+    kube.helm("uninstall", "citus", "-n", NS, "--wait", "--timeout", "5m", check=False)
+    kube.wait_no_pods(NS)
+
+
+def test_leaders_and_extensions(kube, release, certs):
+    # helm install returned: the post-install extensions Job succeeded
+    job = kube.api.get_or_none(f"/apis/batch/v1/namespaces/{NS}/jobs/{CLUSTER}-extensions-setup")
+    assert job is None or job["status"].get("succeeded") == 1, job and job["status"]
+    leaders = kube.wait_leaders(NS, CLUSTER, GROUPS, 600)
+    pw = kube.secret_data(NS, CLUSTER)["superuser-password"]
+    coord = leaders[0][0]
+    have = {r[0] for r in kube.sql(coord, "SELECT extname FROM pg_extension", pw,
+                                   sslmode="require")}
+    assert set(EXTENSIONS) <= have, have
+    # every member serves TLS
+    for pod in kube.pods(NS, f"cluster-name={CLUSTER}"):
+        row = kube.sql(pod, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", pw,
+                       dbname="postgres", sslmode="require")
+        assert row == [(True,)], pod["metadata"]["name"]
+
+
+def test_helm_test_passes(kube, release):
+    res = kube.helm("test", "citus", "-n", NS, "--timeout", "5m", check=False)
+    log = kube.pod_log(NS, f"{CLUSTER}-test")
+    assert res.returncode == 0, f"helm test failed:\n{res.stdout}\n--- test pod log:\n{log}"
+    assert "sslmode=verify-full" in log, log
+    for ext in EXTENSIONS:
+        assert f"ok: extension {ext}" in log, log
+
+
+def test_uninstall_leaves_only_pvcs(kube, release):
+    pvcs = kube.api.get(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")["items"]
+    assert len(pvcs) == 7, [p["metadata"]["name"] for p in pvcs]
+    kube.helm("uninstall", "citus", "-n", NS, "--wait", "--timeout", "5m")
+    kube.wait_no_pods(NS)
+    left = {}
+    for path, kind in [("/api/v1/namespaces/{ns}/services", "Service"),
+                       ("/api/v1/namespaces/{ns}/endpoints", "Endpoints"),
+                       ("/api/v1/namespaces/{ns}/configmaps", "ConfigMap"),
+                       ("/api/v1/namespaces/{ns}/secrets", "Secret"),
+                       ("/api/v1/namespaces/{ns}/serviceaccounts", "ServiceAccount"),
+                       ("/apis/apps/v1/namespaces/{ns}/statefulsets", "StatefulSet"),
+                       ("/apis/batch/v1/namespaces/{ns}/jobs", "Job"),
+                       ("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets", "PDB"),
+                       ("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", "Role"),
+                       ("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+                        "RoleBinding")]:
+        def names():
+            found = [o["metadata"]["name"] for o in kube.api.get(path.format(ns=NS))["items"]]
+            # not the release's: the namespace's own and the TLS secret the test created
+            return [n for n in found if n not in (
+                "kube-root-ca.crt", "default", f"{CLUSTER}-ssl-certs")]
+        # garbage collection (Endpoints of deleted Services, Jobs' pods) takes a moment
+        try:
+            wait_for(f"no {kind} left", lambda: not names(), 60, 2)
+        except AssertionError:
+            left[kind] = names()
+    assert not left, f"helm uninstall left: {left}"
+    pvcs_after = kube.api.get(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")["items"]
+    assert sorted(p["metadata"]["name"] for p in pvcs_after) == sorted(
+        p["metadata"]["name"] for p in pvcs)

@@ -37,6 +37,10 @@ enum patroni_status {
 enum patroni_status leader_parse_patroni(const char *body, size_t len, char *role, size_t role_size,
                                          char *state, size_t state_size, const char **problem);
 
+/* Whether a Patroni state is steady (running, streaming, in archive recovery) rather than a
+ * transition (starting, initializing new cluster, promoting, ...), which is polled faster. */
+bool leader_state_steady(const char *state);
+
 /* Whether this member's configuration makes it responsible for the extensions when it
  * leads: without Citus every cluster's leader, with Citus only the coordinator (group 0). */
 bool leader_owns_extensions(const struct config *cfg);

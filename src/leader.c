@@ -22,6 +22,11 @@
 /* Leader mode retries quickly at first: right after promotion the database may still be
  * finishing recovery, or (Citus) Patroni may not have created the database yet. */
 #define FIRST_RETRY_S 0.2
+/* While Patroni is not answering yet or reports a transitional state (initializing,
+ * starting, promoting...), a change of role is imminent: ask this often instead of every
+ * LEADER_POLL_INTERVAL_MS. A steady member (running/streaming) is asked at the configured
+ * interval. Unanswered requests cost nothing; answered ones a few ms of Patroni's time. */
+#define TRANSITION_POLL_S 0.1
 
 struct leader_watch {
     struct ev_loop *loop;
@@ -37,6 +42,7 @@ struct leader_watch {
     bool body_truncated;
     ev_timer poll_timer;
     ev_timer curl_timer;
+    double poll_interval;   /* LEADER_POLL_INTERVAL_MS in seconds */
     char last_problem[256]; /* last unexpected answer logged, so it is logged once */
 
     /* leadership and the list */
@@ -349,11 +355,30 @@ static void note_problem(struct leader_watch *w, const char *problem)
     log_warn("unexpected answer from Patroni", "url", w->url, "problem", problem, NULL);
 }
 
+bool leader_state_steady(const char *state)
+{
+    /* Patroni 4 reports replicas as "streaming" or "in archive recovery", 3.x as "running". */
+    return strcmp(state, "running") == 0 || strcmp(state, "streaming") == 0 ||
+           strcmp(state, "in archive recovery") == 0;
+}
+
+/* Next poll: soon while things are moving, at the configured pace once they are steady. */
+static void pace_polling(struct leader_watch *w, bool steady)
+{
+    double next = steady || w->poll_interval < TRANSITION_POLL_S ? w->poll_interval
+                                                                  : TRANSITION_POLL_S;
+    if (next != w->poll_timer.repeat) {
+        w->poll_timer.repeat = next;
+        ev_timer_again(w->loop, &w->poll_timer);
+    }
+}
+
 static void request_finished(struct leader_watch *w, CURLcode rc)
 {
     w->in_flight = false;
     curl_multi_remove_handle(w->multi, w->easy);
     if (rc != CURLE_OK) {
+        pace_polling(w, false);
         /* Patroni is starting or restarting: normal, quiet. */
         log_debug("Patroni REST API not answering", "url", w->url, "error", curl_easy_strerror(rc),
                   NULL);
@@ -372,9 +397,11 @@ static void request_finished(struct leader_watch *w, CURLcode rc)
         snprintf(problem, sizeof problem, "HTTP %ld: %s", code,
                  w->body_truncated ? "answer larger than 64 KiB" : why);
         note_problem(w, problem);
+        pace_polling(w, true); /* a broken answer will not fix itself within 100 ms */
         return;
     }
     w->last_problem[0] = '\0';
+    pace_polling(w, leader_state_steady(state));
     become_leader(w, st == PATRONI_LEADER, role);
 }
 
@@ -519,7 +546,8 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
 
     ev_timer_init(&w->curl_timer, on_curl_timeout, 0., 0.);
     w->curl_timer.data = w;
-    ev_timer_init(&w->poll_timer, on_poll, 0., (double)interval / 1000.0);
+    w->poll_interval = (double)interval / 1000.0;
+    ev_timer_init(&w->poll_timer, on_poll, 0., w->poll_interval);
     w->poll_timer.data = w;
     ev_timer_start(loop, &w->poll_timer);
 

@@ -18,7 +18,6 @@
 #include "extensions.h"
 
 #define MAX_BODY (64 * 1024)
-#define MAX_LIST_FILE (1024 * 1024)
 /* Leader mode retries quickly at first: right after promotion the database may still be
  * finishing recovery, or (Citus) Patroni may not have created the database yet. */
 #define FIRST_RETRY_S 0.2
@@ -162,28 +161,6 @@ static bool lists_equal(const struct extension_list *a, const struct extension_l
     return true;
 }
 
-static char *read_small_file(const char *path, const char **why)
-{
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        *why = strerror(errno);
-        return NULL;
-    }
-    char *buf = malloc(MAX_LIST_FILE + 1);
-    if (!buf)
-        abort();
-    size_t n = fread(buf, 1, MAX_LIST_FILE + 1, f);
-    bool err = ferror(f);
-    fclose(f);
-    if (err || n > MAX_LIST_FILE) {
-        *why = err ? "read error" : "file larger than 1 MiB";
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* The list as configured now: EXTENSIONS (the process environment, as config_load read it)
  * plus the current content of EXTENSIONS_FILE. Returns 0, or -1 after logging why. */
 static int load_current_list(const struct config *cfg, struct extension_list *out)
@@ -194,17 +171,7 @@ static int load_current_list(const struct config *cfg, struct extension_list *ou
     const char *env = env_lookup_process("EXTENSIONS", NULL);
     if (env)
         extension_list_parse(&parsed, env, "EXTENSIONS", &d);
-    const char *why = NULL;
-    char *text = read_small_file(cfg->extensions_file, &why);
-    if (!text) {
-        log_warn("cannot read EXTENSIONS_FILE; keeping the previous list", "path",
-                 cfg->extensions_file, "error", why, NULL);
-        extension_list_free(&parsed);
-        diag_free(&d);
-        return -1;
-    }
-    extension_list_parse(&parsed, text, cfg->extensions_file, &d);
-    free(text);
+    extension_list_load_file(&parsed, cfg->extensions_file, &d);
     int rc = 0;
     if (diag_error_count(&d) > 0) {
         for (size_t i = 0; i < d.count; i++)

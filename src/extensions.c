@@ -41,7 +41,7 @@ struct ext_item {
 enum run_state {
     ST_IDLE,       /* waiting for the retry timer */
     ST_CONNECTING,
-    ST_RECOVERY,   /* SELECT pg_is_in_recovery() */
+    ST_RECOVERY,   /* SELECT pg_is_in_recovery(), citus present? */
     ST_CHECK,      /* installed version / available? */
     ST_SCHEMA,     /* CREATE SCHEMA IF NOT EXISTS */
     ST_CREATE,     /* CREATE EXTENSION IF NOT EXISTS */
@@ -454,6 +454,13 @@ static void handle_result(struct ext_run *r, PGresult *res)
             transient_failure(r, "server is still in recovery (promotion not finished)");
             return;
         }
+        /* Citus propagates only extensions created after itself (and records them for
+         * workers added later): on a new coordinator, let Patroni create citus first. */
+        if (r->cfg->citus_enabled && strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+            transient_failure(r, "the citus extension does not exist yet (Patroni creates it "
+                                 "after the first promotion)");
+            return;
+        }
         r->current = 0;
         next_item(r);
         return;
@@ -531,7 +538,10 @@ static void poll_connect(struct ext_run *r)
     snprintf(sa, sizeof sa, "%d", r->attempt);
     log_debug("extensions: connected", "target", r->where, "attempt", sa, NULL);
     r->state = ST_RECOVERY;
-    send_query(r, "SELECT pg_catalog.pg_is_in_recovery()", NULL);
+    send_query(r,
+               "SELECT pg_catalog.pg_is_in_recovery(), "
+               "EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
+               NULL);
 }
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents)

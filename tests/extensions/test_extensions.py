@@ -286,3 +286,26 @@ def test_every_promotion_rechecks_without_errors(pods):
         assert not log_events(pod.log(), "extension failed"), pod.log()[-4000:]
         assert not log_events(pod.log(), "extensions: giving up")
         assert_no_secrets(pod)
+
+
+# ---------------------------------------------------------------- Citus propagation
+
+def test_citus_propagates_extensions_to_workers(pods):
+    """Coordinator leader creates the list in the Citus database; Citus puts it on workers."""
+    if not cluster.paths.citus_available():
+        pytest.skip(f"citus is not installed ({cluster.paths.citus_control_file()} is missing): "
+                    "propagation to workers can only be checked where Citus is packaged")
+    pw = cluster.new_passwords()
+    base = {"CLUSTER_NAME": "extcitus", "CITUS_ENABLED": "true", "CITUS_DATABASE": "citus",
+            "EXTENSIONS": "postgis,pg_partman:partman", "LEADER_POLL_INTERVAL_MS": "500"}
+    coord = pods.new("citus-0-0", env=dict(base, CITUS_GROUP="0"), passwords=pw)
+    worker = pods.new("citus-1-0", env=dict(base, CITUS_GROUP="1"), passwords=pw)
+    wait_leader(coord)
+    wait_leader(worker)
+    cluster.wait_for(lambda: coord.sql("SELECT count(*) FROM pg_dist_node WHERE groupid = 1 "
+                                       "AND noderole = 'primary'", "citus") == [(1,)],
+                     LEADER_TIMEOUT, what="the worker to be registered")
+    wait_extensions(coord, {"postgis", "pg_partman"}, dbname="citus")
+    wait_extensions(worker, {"postgis", "pg_partman"}, dbname="citus")
+    # the worker's citus-init never acts: group 1 does not own the list
+    assert not log_events(worker.log(), "this member is the leader; checking extensions")

@@ -132,6 +132,7 @@ bool extensions_error_transient(const char *sqlstate)
         "40P01", /* deadlock_detected */
         "25006", /* read_only_sql_transaction: still in recovery */
         "3D000", /* invalid_catalog_name: Patroni creates the database after promotion */
+        "23505", /* unique_violation: another session created the same extension meanwhile */
         "53300", /* too_many_connections */
         "53400", /* configuration_limit_exceeded */
         "XX000", /* internal error raised while a concurrent CREATE races us */

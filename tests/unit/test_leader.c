@@ -107,6 +107,7 @@ static void transient_errors(void **unused)
     assert_true(extensions_error_transient("55P03"));   /* lock timeout */
     assert_true(extensions_error_transient("25006"));   /* read-only: in recovery */
     assert_true(extensions_error_transient("3D000"));   /* database not created yet */
+    assert_true(extensions_error_transient("23505"));   /* a concurrent CREATE won the race */
     assert_false(extensions_error_transient("58P01"));  /* control file missing */
     assert_false(extensions_error_transient("42501"));  /* insufficient privilege */
     assert_false(extensions_error_transient("42601"));  /* syntax error */

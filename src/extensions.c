@@ -47,6 +47,8 @@ enum run_state {
     ST_CREATE,     /* CREATE EXTENSION IF NOT EXISTS */
     ST_VERSION,    /* installed version after CREATE */
     ST_SUGGEST,    /* names from pg_available_extensions for an unknown one */
+    ST_DB_LOOKUP,  /* without Citus: does CITUS_DATABASE exist? (connected to "postgres") */
+    ST_DB_CREATE,  /* CREATE DATABASE */
 };
 
 struct ext_run {
@@ -66,6 +68,7 @@ struct ext_run {
     ev_timer timer;          /* retry delay, or connect timeout */
     int attempt;             /* 1-based, counts connections/attempts */
     bool connected_once;     /* for the give-up message: unreachable, or reachable but not ready */
+    bool database_ready;     /* CITUS_DATABASE known to exist (or not ours to create) */
     double next_delay;
     char *last_error;        /* last transient error, for the give-up message */
     char where[300];         /* "local socket /var/run/postgresql" or "coordinator h:p" */
@@ -433,6 +436,30 @@ static void send_create(struct ext_run *r, struct ext_item *it)
     free(qschema);
 }
 
+/* Without Citus nobody else creates CITUS_DATABASE (Patroni does only in Citus mode): the
+ * leader creates it, connected to the maintenance database, then reconnects to it. */
+static void send_create_database(struct ext_run *r)
+{
+    char *qdb = quoted(r->conn, r->cfg->citus_database);
+    if (!qdb) {
+        transient_failure(r, PQerrorMessage(r->conn));
+        return;
+    }
+    char *sql = xprintf("CREATE DATABASE %s", qdb);
+    r->state = ST_DB_CREATE;
+    send_query(r, sql, NULL);
+    free(sql);
+    free(qdb);
+}
+
+static void database_known(struct ext_run *r)
+{
+    r->database_ready = true;
+    close_conn(r);
+    r->attempt--; /* the lookup was a step of this attempt, not an attempt of its own */
+    start_attempt(r);
+}
+
 /* The server answered one statement: move the machine on. */
 static void handle_result(struct ext_run *r, PGresult *res)
 {
@@ -441,7 +468,9 @@ static void handle_result(struct ext_run *r, PGresult *res)
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         char *msg = one_line(PQresultErrorMessage(res));
-        if (extensions_error_transient(sqlstate) || !it || r->state == ST_RECOVERY) {
+        bool run_level = !it || r->state == ST_RECOVERY || r->state == ST_DB_LOOKUP ||
+                         r->state == ST_DB_CREATE;
+        if (run_level || extensions_error_transient(sqlstate)) {
             transient_failure(r, msg);
             free(msg);
         } else {
@@ -508,6 +537,21 @@ static void handle_result(struct ext_run *r, PGresult *res)
         item_failed(r, it, OUT_UNKNOWN, msg);
         return;
     }
+    case ST_DB_LOOKUP:
+        if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+            transient_failure(r, "server is still in recovery (promotion not finished)");
+            return;
+        }
+        if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+            database_known(r);
+            return;
+        }
+        send_create_database(r);
+        return;
+    case ST_DB_CREATE:
+        log_info("database created", "database", r->cfg->citus_database, NULL);
+        database_known(r);
+        return;
     case ST_IDLE:
     case ST_CONNECTING:
         break;
@@ -538,6 +582,14 @@ static void poll_connect(struct ext_run *r)
     char sa[24];
     snprintf(sa, sizeof sa, "%d", r->attempt);
     log_debug("extensions: connected", "target", r->where, "attempt", sa, NULL);
+    if (!r->database_ready) {
+        r->state = ST_DB_LOOKUP;
+        send_query(r,
+                   "SELECT pg_catalog.pg_is_in_recovery(), "
+                   "EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)",
+                   r->cfg->citus_database);
+        return;
+    }
     r->state = ST_RECOVERY;
     send_query(r,
                "SELECT pg_catalog.pg_is_in_recovery(), "
@@ -619,7 +671,7 @@ static void start_attempt(struct ext_run *r)
     /* Peer authentication on the socket ignores it; the server only asks when needed. */
     if (cfg->superuser_password && *cfg->superuser_password)
         PARAM("password", cfg->superuser_password);
-    PARAM("dbname", cfg->citus_database);
+    PARAM("dbname", r->database_ready ? cfg->citus_database : "postgres");
     PARAM("application_name", "citus-init");
     PARAM("options", SESSION_OPTIONS);
     keys[n] = vals[n] = NULL;
@@ -659,6 +711,8 @@ struct ext_run *extensions_run_start(struct ev_loop *loop, const struct config *
                         : r->opts.retry_delay;
     r->done = done;
     r->ctx = ctx;
+    /* With Citus, Patroni creates the database; the Job only ever uses it. */
+    r->database_ready = opts->target != EXT_TARGET_LOCAL_SOCKET || cfg->citus_enabled;
     r->count = list->count;
     r->items = calloc(list->count ? list->count : 1, sizeof *r->items);
     if (!r->items)

@@ -78,7 +78,7 @@ def wait_leader(pod, timeout=LEADER_TIMEOUT):
     return cluster.wait_for(leading, timeout, what=f"{pod.name} to lead")
 
 
-def wait_extensions(pod, names, timeout=SECONDS, dbname="postgres"):
+def wait_extensions(pod, names, timeout=SECONDS, dbname=None):
     return cluster.wait_for(lambda: set(names) <= set(pod.extensions(dbname)), timeout,
                             what=f"extensions {sorted(names)} on {pod.name}")
 
@@ -89,8 +89,9 @@ def assert_no_secrets(pod, *texts):
             assert secret not in text, "a password appears in a log"
 
 
-def env_for(cm=None, extensions="", cluster_name="ext", **more):
-    env = {"CLUSTER_NAME": cluster_name, "CITUS_DATABASE": "postgres", "EXTENSIONS": extensions,
+def env_for(cm=None, extensions="", cluster_name="ext", database="postgres", **more):
+    """Pod env; database=None leaves CITUS_DATABASE at its default (citus)."""
+    env = {"CLUSTER_NAME": cluster_name, "CITUS_DATABASE": database, "EXTENSIONS": extensions,
            "LEADER_POLL_INTERVAL_MS": "500", "EXTENSIONS_RETRY_DELAY": "1"}
     if cm is not None:
         env["EXTENSIONS_FILE"] = str(cm.file)
@@ -101,7 +102,8 @@ def env_for(cm=None, extensions="", cluster_name="ext", **more):
 def oneshot(citus_init, pod_or_host, extensions, secrets_dir, attempts=3, delay=1, timeout=120):
     """`citus-init extensions --wait` as the chart's Job runs it (no pod, no privilege drop)."""
     host = pod_or_host if isinstance(pod_or_host, str) else pod_or_host.ip
-    env = {"PATH": os.environ["PATH"], "COORDINATOR_HOST": host, "CITUS_DATABASE": "postgres",
+    dbname = "postgres" if isinstance(pod_or_host, str) else pod_or_host.database
+    env = {"PATH": os.environ["PATH"], "COORDINATOR_HOST": host, "CITUS_DATABASE": dbname,
            "SECRETS_DIR": str(secrets_dir), "EXTENSIONS": extensions,
            "EXTENSIONS_MAX_ATTEMPTS": str(attempts), "EXTENSIONS_RETRY_DELAY": str(delay)}
     res = subprocess.run([str(citus_init), "extensions", "--wait"], env=env, text=True,
@@ -119,8 +121,9 @@ def leader(net, etcd, workdir, citus_init):
     cm = ConfigMapDir(workdir / "cm-leader")
     cm.write("# managed by helm\ncitext\n")
     try:
+        # Default CITUS_DATABASE (citus): without Citus, citus-init creates the database.
         pod = ps.new("ext-a", env=env_for(cm, "postgis,pg_partman:partman,postgis_topolgy",
-                                          cluster_name="exta"))
+                                          cluster_name="exta", database=None))
         pod.cm = cm
         pod.leader_seen = time.monotonic() if wait_leader(pod) else None
         yield pod
@@ -133,7 +136,7 @@ def test_extensions_exist_within_seconds_of_leadership(leader):
     latency = time.monotonic() - leader.leader_seen
     print(f"leader observed -> extensions present: {latency:.2f}s (informational)")
     schema = leader.sql("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
-                        "ON n.oid = e.extnamespace WHERE e.extname = 'pg_partman'", "postgres")
+                        "ON n.oid = e.extnamespace WHERE e.extname = 'pg_partman'")
     assert schema == [("partman",)], "pg_partman:partman must install into schema partman"
     created = cluster.wait_for(lambda: extension_events(leader, "extension created", "postgis"),
                                SECONDS, what="the 'extension created' log line for postgis")
@@ -144,6 +147,11 @@ def test_extensions_exist_within_seconds_of_leadership(leader):
     assert extension_events(leader, "extension created", "pg_partman")[0]["schema"] == "partman"
 
 
+def test_database_created_without_citus(leader):
+    assert log_events(leader.log(), "database created")[0]["database"] == "citus"
+    assert ("postgis",) in leader.sql("SELECT extname FROM pg_extension", "citus")
+
+
 def test_unknown_extension_named_with_suggestions_others_created(leader):
     wait_extensions(leader, {"postgis", "pg_partman", "citext"})
     failed = cluster.wait_for(
@@ -152,7 +160,7 @@ def test_unknown_extension_named_with_suggestions_others_created(leader):
     err = failed[0]["error"]
     assert 'extension "postgis_topolgy" is not available' in err, err
     assert "closest available: postgis_topology" in err, err
-    assert "postgis_topolgy" not in leader.extensions("postgres")
+    assert "postgis_topolgy" not in leader.extensions()
 
 
 def test_file_change_creates_new_extension_without_restart(leader):
@@ -172,7 +180,7 @@ def test_removed_name_is_not_dropped(leader):
     leader.cm.write("hstore\n")
     cluster.wait_for(lambda: len(log_events(leader.log(), "extension list changed")) > before,
                      SECONDS, what="the list change to be noticed")
-    assert "citext" in leader.extensions("postgres")
+    assert "citext" in leader.extensions()
 
 
 def test_bad_file_content_is_rejected_and_the_list_kept(leader):
@@ -190,7 +198,7 @@ def test_oneshot_succeeds_and_prints_a_summary(leader, citus_init):
     assert rc == 0, f"rc={rc}\nstdout:\n{out}\nstderr:\n{err}"
     lines = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
     assert lines == {"postgis": "already-present", "pg_trgm": "created"}, out
-    assert "pg_trgm" in leader.extensions("postgres")
+    assert "pg_trgm" in leader.extensions()
     assert_no_secrets(leader, out, err)
 
 

@@ -275,7 +275,7 @@ class Pod:
         import psycopg2
         conn = psycopg2.connect(host=self.ip, port=PG_PORT, user="postgres",
                                 password=self.passwords["superuser"],
-                                dbname=dbname or self.env.get("CITUS_DATABASE", "citus"),
+                                dbname=dbname or self.database,
                                 connect_timeout=timeout)
         try:
             conn.autocommit = True
@@ -284,6 +284,11 @@ class Pod:
                 return cur.fetchall() if cur.description else []
         finally:
             conn.close()
+
+    @property
+    def database(self):
+        """The database citus-init creates extensions in (CITUS_DATABASE, default citus)."""
+        return self.env.get("CITUS_DATABASE") or "citus"
 
     def extensions(self, dbname=None):
         return {name: ver for name, ver in

@@ -1,0 +1,108 @@
+"""Synchronous mode keeps every acknowledged commit: a writer counts the rows the server
+acknowledged while the coordinator's leader pod is SIGKILLed three times; afterwards every
+acknowledged row is there."""
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import (assert_pod_hygiene, execute, new_cluster, other_members, wait_new_leader,
+                      wait_replica_streaming)
+
+KILLS = 3
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    c = new_cluster(request, "e2edur", "127.0.23", {0: 2}, env={"SYNCHRONOUS_MODE": "true"})
+    c.start()
+    c.wait_leaders(240)
+    c.wait_streaming(240)
+    execute(c.writable_leader(0), "CREATE TABLE acked (id bigint PRIMARY KEY)")
+    return c
+
+
+class Writer(threading.Thread):
+    """Inserts 1, 2, 3, ... one autocommit statement each, into whichever member Patroni
+    calls the leader; remembers the ids whose commit the server acknowledged."""
+
+    def __init__(self, cluster):
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.acked = []
+        self.attempts = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        conn = None
+        while not self.halt.is_set():
+            try:
+                if conn is None:
+                    leader = self.cluster.leader(0)
+                    if leader is None:
+                        time.sleep(0.2)
+                        continue
+                    conn = leader.connect(connect_timeout=2)
+                self.attempts += 1
+                n = self.attempts
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO acked (id) VALUES (%s)", (n,))
+                self.acked.append(n)
+            except Exception:  # noqa: BLE001 - any failure: the row is simply not acknowledged
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                conn = None
+                time.sleep(0.2)
+        if conn is not None:
+            conn.close()
+
+    def wait_more(self, count: int, timeout: float) -> None:
+        target = len(self.acked) + count
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < target:
+            assert time.monotonic() < deadline, f"writer stalled at {len(self.acked)} rows"
+            time.sleep(0.1)
+
+
+def wait_sync_standby(cluster, leader, standby, timeout: float = 120) -> None:
+    def check():
+        rows = execute(leader, "SELECT application_name, sync_state FROM pg_stat_replication",
+                       dbname="postgres")
+        return (standby.name, "sync") in rows or (standby.name, "quorum") in rows
+    cluster.wait_for(f"{standby.name} as synchronous standby", check, timeout)
+
+
+def test_no_acknowledged_row_lost_across_leader_kills(cluster):
+    writer = Writer(cluster)
+    writer.start()
+    try:
+        for round_no in range(1, KILLS + 1):
+            leader = cluster.writable_leader(0)
+            standby, = other_members(cluster, 0, leader)
+            wait_sync_standby(cluster, leader, standby)
+            writer.wait_more(20, timeout=60)  # acknowledged while the standby is synchronous
+
+            leader.signal(signal.SIGKILL)
+            assert leader.wait(timeout=30) == 128 + signal.SIGKILL
+            new = wait_new_leader(cluster, 0, leader, timeout=120)
+            assert new is standby, f"round {round_no}: {new.name} was promoted"
+            writer.wait_more(20, timeout=90)
+
+            leader.start()
+            wait_replica_streaming(cluster, leader, timeout=180)
+    finally:
+        writer.halt.set()
+        writer.join(30)
+
+    present = {r[0] for r in execute(cluster.writable_leader(0), "SELECT id FROM acked")}
+    lost = sorted(set(writer.acked) - present)
+    assert len(writer.acked) > KILLS * 40
+    assert not lost, f"{len(lost)} acknowledged rows lost, e.g. {lost[:10]}"
+
+
+def test_zz_no_zombies_and_no_password_in_logs(cluster):
+    assert_pod_hygiene(cluster)

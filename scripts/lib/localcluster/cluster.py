@@ -7,9 +7,10 @@ run: citus-init as PID 1 (own PID and mount namespace), the chart's environment
     /home/postgres/pgdata        data volume          run/<cluster>/pods/<pod>/pgdata
     /etc/patroni/secrets         secret volume (ro)   run/<cluster>/secrets
     /etc/ssl/certs/postgresql    TLS secret (ro)      run/<cluster>/certs
-    /etc/citus-init              ConfigMap (ro)       run/<cluster>/config (extensions)
+    /etc/citus-init/extensions   ConfigMap (ro)       run/<cluster>/config (file `extensions`)
     /run/citus-init              emptyDir             run/<cluster>/pods/<pod>/run
     /var/run/postgresql          private tmpfs        (socket directory of this pod only)
+    /dev/shm                     private tmpfs        (the chart's memory emptyDir)
     /etc/hosts                   pod DNS names        run/<cluster>/hosts
 
 Addresses: member i of group g is <subnet>.<10*g + i + 1>, etcd listens on <subnet>.254.
@@ -49,7 +50,7 @@ BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 POD_DATA = "/home/postgres/pgdata"
 POD_SECRETS = "/etc/patroni/secrets"
 POD_CERTS = "/etc/ssl/certs/postgresql"
-POD_CONFIG = "/etc/citus-init"
+POD_EXTENSIONS = "/etc/citus-init/extensions"
 POD_RUN = "/run/citus-init"
 POD_SOCKETS = "/var/run/postgresql"
 
@@ -119,27 +120,57 @@ class Pod:
 
     # -- what the chart gives the pod --------------------------------------------------------
     def _chart_env(self) -> dict:
+        """The environment helm/citus-cluster's StatefulSet gives the container (with the
+        chart's defaults), etcd3 instead of the Kubernetes API, and the pod's own address."""
         spec = self.cluster.spec
         env = {
             "PATH": f"{paths.VENV}/bin:{BASE_PATH}",
             "LANG": "C.UTF-8",
             "POD_NAME": self.name,
-            "POD_IP": self.ip,
             "POD_NAMESPACE": spec.namespace,
-            "POD_DNS_DOMAIN": self.dns_domain,
-            "CLUSTER_NAME": spec.name,
-            "CITUS_ENABLED": "true" if spec.citus_enabled() else "false",
+            "POD_IP": self.ip,
             "CITUS_GROUP": str(self.group),
+            "POD_DNS_DOMAIN": self.dns_domain,
             "DCS_TYPE": "etcd3",
             "ETCD_HOSTS": self.cluster.etcd_host,
-            "LISTEN_ADDRESS": self.ip,
+            "DCS_TTL": "20",
+            "DCS_LOOP_WAIT": "5",
+            "DCS_RETRY_TIMEOUT": "5",
+            "SYNCHRONOUS_MODE": "false",
+            "PGDATA": f"{POD_DATA}/pgroot/data",
+            "RUN_DIR": POD_RUN,
+            "PATRONICTL_CONFIG_FILE": f"{POD_RUN}/patroni.yml",
+            "REPLICATION_USERNAME": "replicator",
+            "REPLICATION_PASSWORD_KEY": REPLICATION_KEY,
+            "TERMINATION_GRACE_PERIOD": "30",
+            "SHUTDOWN_DEADLINE": "25",
+            "CLUSTER_NAME": spec.name,
+            "CITUS_ENABLED": "true" if spec.citus_enabled() else "false",
+            "CITUS_DATABASE": "citus",
+            "SECRETS_DIR": POD_SECRETS,
+            "SUPERUSER_USERNAME": "postgres",
+            "SUPERUSER_PASSWORD_KEY": SUPERUSER_KEY,
             "SSL_ENABLED": "true" if spec.ssl else "false",
             "SSL_MODE": spec.ssl_mode,
-            "EXTENSIONS_FILE": f"{POD_CONFIG}/extensions",
-            "PATRONICTL_CONFIG_FILE": f"{POD_RUN}/patroni.yml",
+            "SSL_CLIENT_CERT": "false",
+            "EXTENSIONS_MAX_ATTEMPTS": "60",
+            "EXTENSIONS_RETRY_DELAY": "5",
+            "LISTEN_ADDRESS": self.ip,  # not in the chart: pods share this machine's network
         }
+        if spec.ssl:
+            env.update(SSL_CERT_DIR=POD_CERTS, PGSSLMODE=spec.ssl_mode,
+                       PGSSLROOTCERT=f"{POD_CERTS}/ca.crt")
+        else:
+            env["PGSSLMODE"] = "prefer"
+        if self.owns_extensions():
+            env["EXTENSIONS_FILE"] = f"{POD_EXTENSIONS}/extensions"
         env.update(spec.env)
         return env
+
+    def owns_extensions(self) -> bool:
+        """The chart mounts the extension list on the coordinator; without Citus every
+        group's leader creates the extensions, so every pod gets it."""
+        return self.group == 0 or not self.cluster.spec.citus_enabled()
 
     def _chart_volumes(self) -> dict:
         """pod path -> (kind, host source, options)."""
@@ -148,11 +179,12 @@ class Pod:
             POD_DATA: ("bind", str(self.data_dir), ""),
             POD_SECRETS: ("bind", str(c.secrets_dir), "ro"),
             POD_CERTS: ("bind", str(c.certs_dir), "ro"),
-            POD_CONFIG: ("bind", str(c.config_dir), "ro"),
             POD_RUN: ("bind", str(self.run_dir), ""),
             POD_SOCKETS: ("tmpfs", "-", "mode=2775,uid=postgres,gid=postgres,size=16m"),
+            "/dev/shm": ("tmpfs", "-", "mode=1777,size=256m"),
             "/etc/hosts": ("bind", str(c.hosts_file), "ro"),
-        }
+        } | ({POD_EXTENSIONS: ("bind", str(c.config_dir), "ro")} if self.owns_extensions()
+             else {})
 
     # -- lifecycle ---------------------------------------------------------------------------
     def running(self) -> bool:

@@ -1,0 +1,214 @@
+"""Figures for scripts/bench.d/cluster (see there for what is measured). Prints, never asserts."""
+import os
+import signal
+import statistics
+import sys
+import threading
+import time
+
+from . import paths
+from .cluster import Cluster, ClusterError, ClusterSpec
+
+RUNS = int(os.environ.get("BENCH_CLUSTER_RUNS")
+           or max(3, min(int(os.environ.get("BENCH_RUNS", "3")), 5)))
+SWITCHOVERS = int(os.environ.get("BENCH_SWITCHOVERS", "20"))
+JOB_POLL_S = 5
+ANCHOR = str(paths.LAUNCHER.parent / "anchor-entrypoint")
+
+
+def out(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class ExtensionJob(threading.Thread):
+    """The anchor's extensions: like the chart's original hook Job, try the coordinator every
+    5 s until it answers as a primary, then CREATE EXTENSION each one."""
+
+    def __init__(self, cluster: Cluster):
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.halt = threading.Event()
+
+    def run(self):
+        import psycopg2
+        c = self.cluster
+        members = c.group(0)
+        info = c.conninfo(members[0])
+        info.update(host=",".join(p.dns_name for p in members),
+                    hostaddr=",".join(p.ip for p in members), target_session_attrs="read-write")
+        while not self.halt.wait(JOB_POLL_S):
+            try:
+                with psycopg2.connect(**info) as conn, conn.cursor() as cur:
+                    conn.autocommit = True
+                    for line in c.spec.extensions.split():
+                        name, _, schema = line.partition(":")
+                        if schema:
+                            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                            cur.execute(f"CREATE EXTENSION IF NOT EXISTS {name} SCHEMA {schema} "
+                                        "CASCADE")
+                        else:
+                            cur.execute(f"CREATE EXTENSION IF NOT EXISTS {name} CASCADE")
+                return
+            except psycopg2.Error:
+                continue
+
+
+class Variant:
+    def __init__(self, label: str, name: str, subnet: str, anchor: bool):
+        self.label = label
+        self.anchor = anchor
+        self.spec = ClusterSpec(name=name, subnet=subnet, command=[ANCHOR] if anchor else None)
+        self.cluster = None
+        self.job = None
+
+    def fresh(self) -> Cluster:
+        self.teardown()
+        self.cluster = Cluster(self.spec)
+        return self.cluster
+
+    def teardown(self) -> None:
+        if self.job:
+            self.job.halt.set()
+            self.job = None
+        Cluster(self.spec).stop(purge=True)
+
+    def launch(self) -> None:
+        self.cluster.start()
+        if self.anchor:
+            self.job = ExtensionJob(self.cluster)
+            self.job.start()
+
+
+def poll(check, timeout: float, interval: float = 0.2) -> float:
+    """Monotonic time at which check() first held; raises ClusterError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return time.monotonic()
+        except Exception:  # noqa: BLE001 - a cluster in transition throws all sorts
+            pass
+        if time.monotonic() > deadline:
+            raise ClusterError(f"not reached within {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def workers_registered(c: Cluster) -> bool:
+    if not c.spec.citus_enabled():
+        return True
+    leader = c.writable_leader(0)
+    with leader.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM citus_get_active_worker_nodes()")
+        return cur.fetchone()[0] == len(c.groups) - 1
+
+
+def ready(c: Cluster) -> bool:
+    for g in c.groups:
+        if c.writable_leader(g) is None:
+            return False
+    return (all(c.extensions_present(c.writable_leader(g)) for g in c.extension_owners())
+            and workers_registered(c))
+
+
+def streaming(c: Cluster) -> bool:
+    for g in c.groups:
+        leader = c.writable_leader(g)
+        if leader is None:
+            return False
+        if not {p.name for p in c.group(g) if p is not leader} <= c.streaming_replicas(leader):
+            return False
+    return True
+
+
+def write_once(c: Cluster) -> bool:
+    leader = c.leader(0)
+    if leader is None:
+        return False
+    with leader.connect(connect_timeout=1) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO bench_writes DEFAULT VALUES")
+    return True
+
+
+def stop_leader_until_write(c: Cluster, sig: int) -> float:
+    """Signal the coordinator leader's PID 1; seconds until a write succeeds; the pod is
+    restarted and streaming again afterwards."""
+    old = c.writable_leader(0)
+    t0 = time.monotonic()
+    old.signal(sig)
+    t1 = poll(lambda: c.writable_leader(0) not in (None, old) and write_once(c), 600, 0.1)
+    old.wait(60)
+    old.start()
+    poll(lambda: streaming(c), 600, 0.5)
+    return t1 - t0
+
+
+def cold_start(v: Variant) -> tuple:
+    c = v.fresh()
+    t0 = time.monotonic()
+    v.launch()
+    t_ready = poll(lambda: ready(c), 900, 0.25)
+    t_stream = poll(lambda: streaming(c), 900, 0.25)
+    with c.writable_leader(0).connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS bench_writes (id serial PRIMARY KEY, "
+                    "at timestamptz DEFAULT now())")
+    return t_ready - t0, t_stream - t0
+
+
+def med(values: list) -> str:
+    return f"{statistics.median(values):7.2f}s" if values else "      -"
+
+
+def main() -> int:
+    variants = [Variant("citus-init", "benchci", "127.0.40", anchor=False),
+                Variant("anchor", "benchanc", "127.0.41", anchor=True)]
+    metrics = ["cold start: leaders + extensions", "cold start: every replica streaming",
+               "unplanned failover (kill -> write)", "graceful switchover (TERM -> write)"]
+    results = {v.label: {m: [] for m in metrics} for v in variants}
+    citus = variants[0].spec.citus_enabled()
+    out(f"shape: coordinator 3, workers 2 x 2; Citus {'on' if citus else 'off (not installed)'}; "
+        f"{RUNS} runs; {SWITCHOVERS} consecutive switchovers")
+    try:
+        for run in range(1, RUNS + 1):
+            for v in variants:
+                r = results[v.label]
+                try:
+                    a, b = cold_start(v)
+                    r[metrics[0]].append(a)
+                    r[metrics[1]].append(b)
+                    r[metrics[2]].append(stop_leader_until_write(v.cluster, signal.SIGKILL))
+                    r[metrics[3]].append(stop_leader_until_write(v.cluster, signal.SIGTERM))
+                    out(f"run {run} {v.label:10s} " + "  ".join(
+                        f"{r[m][-1]:.2f}s" for m in metrics))
+                except ClusterError as e:
+                    out(f"run {run} {v.label:10s} incomplete: {e} (logs: {v.cluster.dir}/logs)")
+                if run < RUNS:
+                    v.teardown()
+        switch = {}
+        for v in variants:
+            times = []
+            try:
+                for _ in range(SWITCHOVERS):
+                    times.append(stop_leader_until_write(v.cluster, signal.SIGTERM))
+            except ClusterError as e:
+                out(f"{v.label}: switchover {len(times) + 1} did not finish: {e}")
+            switch[v.label] = times
+    finally:
+        for v in variants:
+            v.teardown()
+
+    out("")
+    out(f"{'metric':38s} {'citus-init':>10s} {'anchor':>10s}  ratio")
+    for m in metrics:
+        a, b = results["citus-init"][m], results["anchor"][m]
+        ratio = (f"{statistics.median(a) / statistics.median(b):5.2f}x" if a and b else "    -")
+        out(f"{m:38s} {med(a):>10s} {med(b):>10s}  {ratio}")
+    for label, times in switch.items():
+        worst = f"{max(times):.2f}s" if times else "-"
+        over = sum(1 for t in times if t > 10)
+        out(f"{SWITCHOVERS} switchovers, {label:10s}: done {len(times)}, longest without a "
+            f"writable leader {worst}, median {med(times).strip()}, over 10 s: {over}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

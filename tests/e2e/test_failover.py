@@ -32,8 +32,14 @@ def write_resumes(cluster, note: str, timeout: float = 60) -> None:
     cluster.wait_for(f"a successful write ({note})", write, timeout)
 
 
-def gone_without_trace(pod, pid_ns: str) -> None:
-    left = procs.in_namespace(pid_ns)
+def gone_without_trace(pod, pid_ns: str, timeout: float = 10) -> None:
+    """Nothing of the pod is left (zombies the host reaps a moment later aside)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in procs.in_namespace(pid_ns) if p.state != "Z"]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert not left, f"{pod.name}: processes left in its PID namespace: {left}"
 
 

@@ -16,6 +16,10 @@ USAGE = __doc__.split("\n\n", 1)[1]
 
 
 def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -92,7 +96,7 @@ def cmd_up(cluster: Cluster) -> int:
 
 def cmd_status(cluster: Cluster) -> int:
     if not cluster.dir.exists():
-        say(f"no cluster in {rel(cluster.dir)}: start one with scripts/demo up")
+        err(f"no cluster in {rel(cluster.dir)}: start one with scripts/demo up")
         return 1
     etcd = "running" if cluster.etcd.running() else "stopped"
     print(f"cluster {cluster.spec.name}: etcd {etcd} at {cluster.etcd.client_url}")
@@ -103,7 +107,7 @@ def cmd_status(cluster: Cluster) -> int:
 def cmd_psql(cluster: Cluster, args: list) -> int:
     leader = cluster.leader(0)
     if leader is None:
-        say("no running coordinator primary (group 0); see scripts/demo status")
+        err("no running coordinator primary (group 0); see scripts/demo status")
         return 1
     os.execvpe("psql", ["psql", *args], psql_env(cluster, leader))
     return 127  # not reached
@@ -113,7 +117,7 @@ def cmd_down(cluster: Cluster, args: list) -> int:
     purge = "--purge" in args
     unknown = [a for a in args if a != "--purge"]
     if unknown:
-        say(f"down: unknown argument {unknown[0]!r}; expected only --purge")
+        err(f"down: unknown argument {unknown[0]!r}; expected only --purge")
         return 2
     running = [p.name for p in cluster.pods.values() if p.running()]
     say(f"stopping {len(running)} pods (SIGTERM to each PID 1) and etcd")
@@ -124,7 +128,7 @@ def cmd_down(cluster: Cluster, args: list) -> int:
 
 def main(argv: list) -> int:
     if os.geteuid() != 0:
-        say("scripts/demo needs root (mount and PID namespaces for the simulated pods)")
+        err("scripts/demo needs root (mount and PID namespaces for the simulated pods)")
         return 1
     cmd, args = (argv[0], argv[1:]) if argv else ("up", [])
     if cmd in ("-h", "--help", "help"):
@@ -141,9 +145,9 @@ def main(argv: list) -> int:
         if cmd == "down":
             return cmd_down(cluster, args)
     except ClusterError as e:
-        say(f"error: {e}")
+        err(f"error: {e}")
         return 1
-    say(f"unknown command {' '.join(argv)!r}\n{USAGE}")
+    err(f"unknown command {' '.join(argv)!r}\n{USAGE}")
     return 2
 
 

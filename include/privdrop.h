@@ -4,13 +4,15 @@
 #ifndef CITUS_INIT_PRIVDROP_H
 #define CITUS_INIT_PRIVDROP_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "diag.h"
 
 struct run_user {
-    char *name;
+    char *name;      /* for messages; "uid N" when the account has no passwd entry */
     char *home;
+    bool in_passwd;  /* false: an arbitrary uid (non-root start), no USER/LOGNAME to give */
     uid_t uid;
     gid_t gid;
 };
@@ -25,7 +27,8 @@ void run_user_free(struct run_user *u);
  * A failure goes to d with the step and strerror (exit 70). */
 int privdrop_apply(const struct run_user *u, struct diag *d);
 
-/* A copy of envp (malloc'd array and strings) with HOME, USER and LOGNAME set for u and the
+/* A copy of envp (malloc'd array and strings) with HOME, USER and LOGNAME set for u (only
+ * HOME when u has no passwd entry) and the
  * variables named in drop (NULL-terminated, may be NULL) removed. Free with privdrop_env_free. */
 char **privdrop_child_env(char *const *envp, const struct run_user *u, const char *const *drop);
 void privdrop_env_free(char **env);

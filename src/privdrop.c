@@ -25,6 +25,7 @@ static void fill_user(struct run_user *u, const struct passwd *pw)
     u->home = xstrdup(pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
     u->uid = pw->pw_uid;
     u->gid = pw->pw_gid;
+    u->in_passwd = true;
 }
 
 int run_user_lookup(const char *name, struct run_user *u, struct diag *d)
@@ -158,17 +159,18 @@ char **privdrop_child_env(char *const *envp, const struct run_user *u, const cha
     char **env = calloc(n + 4, sizeof *env);
     if (!env)
         abort();
+    size_t n_set = u->in_passwd ? 3 : 1;
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
         bool skip = false;
-        for (size_t k = 0; k < 3 && !skip; k++)
+        for (size_t k = 0; k < n_set && !skip; k++)
             skip = env_name_is(envp[i], set_names[k]);
         for (size_t k = 0; drop && drop[k] && !skip; k++)
             skip = env_name_is(envp[i], drop[k]);
         if (!skip)
             env[out++] = xstrdup(envp[i]);
     }
-    for (size_t k = 0; k < 3; k++)
+    for (size_t k = 0; k < n_set; k++)
         env[out++] = env_entry(set_names[k], set_values[k]);
     env[out] = NULL;
     return env;

@@ -250,3 +250,16 @@ def test_nonroot_unreadable_key(pid1, nonroot_pod):
     assert p.wait() == 78
     assert str(certs / "server.key") in p.stderr
     assert not nonroot_pod["run_dir"].exists()
+
+
+def test_nonroot_arbitrary_uid(pid1, nonroot_pod):
+    """A uid without a passwd entry (OpenShift style) in the postgres group: runs, HOME=/."""
+    uid = 54321
+    os.chown(nonroot_pod["home"], uid, PG_GID)
+    wrapper = ["setpriv", f"--reuid={uid}", f"--regid={PG_GID}", "--clear-groups"]
+    p = pid1(run("sh", "-c", 'id -u; echo "HOME=$HOME USER=${USER-unset}"'),
+             env=nonroot_pod["env"], wrapper=wrapper)
+    assert p.wait() == 0, p.stderr
+    assert p.stdout.split() == [str(uid), "HOME=/", "USER=unset"]
+    assert owner_mode(nonroot_pod["pgdata"]) == (uid, PG_GID, 0o700)
+    assert owner_mode(nonroot_pod["run_dir"] / "patroni.yml") == (uid, PG_GID, 0o600)

@@ -11,6 +11,7 @@ import base64
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,11 +34,24 @@ def cluster():
     if shutil.which("etcd") is None:
         pytest.skip("etcd is not installed")
     lock = open(LOCK, "a")
+    wait = int(os.environ.get("CHART_LIVE_API_WAIT", "0"))
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if wait > 0:  # queue for the lock like `flock` does, for at most `wait` seconds
+            def give_up(signum, frame):
+                raise BlockingIOError
+            previous = signal.signal(signal.SIGALRM, give_up)
+            signal.alarm(wait)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            finally:
+                signal.alarm(0)
+                signal.signal(signal.SIGALRM, previous)
+        else:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.close()
-        pytest.skip("another cluster test holds %s; not starting a control plane next to it" % LOCK)
+        pytest.skip("another cluster test holds %s; not starting a control plane next to it "
+                    "(CHART_LIVE_API_WAIT=SECONDS waits for it)" % LOCK)
     sys.path.insert(0, os.path.join(ROOT, "tests", "k8s"))
     from controlplane import ControlPlane
     state = tempfile.mkdtemp(prefix="pck-chart-api-")

@@ -311,6 +311,12 @@ def test_security_context_non_root():
         sc = container(sts)["securityContext"]
         assert sc["capabilities"] == {"drop": ["ALL"]}
         assert sc.get("runAsUser") != 0
+        # citus-init cannot chown as non-root: RUN_DIR is a directory it creates itself
+        # inside the root-owned emptyDir (docs/citus-init.md, non-root).
+        e = env(sts)
+        assert os.path.dirname(e["RUN_DIR"]) == "/run/citus-init"
+        assert mounts(sts)["/run/citus-init"]["name"] == "run"
+        assert e["PATRONICTL_CONFIG_FILE"] == e["RUN_DIR"] + "/patroni.yml"
 
 
 def test_job_and_test_pod_never_root():

@@ -1,4 +1,4 @@
-"""The `helm test` pod's script, run for real against a local PostgreSQL.
+"""The `helm test` pod's script and the extensions Job, run for real against a local PostgreSQL.
 
 Citus is not installed here, so the few Citus functions the script calls are stand-ins
 defined in SQL (citus_get_active_worker_nodes, create_distributed_table, citus_shards);
@@ -52,11 +52,22 @@ def server():
                             "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"],
                    check=True, capture_output=True)
     port = free_port()
+    citus = os.path.exists(os.path.join(
+        "/usr/share/postgresql", os.path.basename(os.path.dirname(bindir)), "extension", "citus.control"))
     with open(os.path.join(data, "postgresql.conf"), "a") as f:
         f.write("listen_addresses = '%s'\nport = %d\nunix_socket_directories = '%s'\nfsync = off\n"
                 % (ADDR, port, base))
+        if citus:
+            f.write("shared_preload_libraries = 'citus'\n")
+    # Citus connects to its own node like to any other: with the password, as citus-init's
+    # pgpass gives it in a pod.
+    pgpass = os.path.join(base, "pgpass")
+    with open(pgpass, "w") as f:
+        f.write("%s:%d:*:postgres:%s\n" % (ADDR, port, PASSWORD))
+    os.chown(pgpass, pg.pw_uid, pg.pw_gid)
+    os.chmod(pgpass, 0o600)
     log = open(os.path.join(base, "server.log"), "wb")
-    proc = subprocess.Popen(as_pg + [os.path.join(bindir, "postgres"), "-D", data],
+    proc = subprocess.Popen(as_pg + ["env", "PGPASSFILE=" + pgpass, os.path.join(bindir, "postgres"), "-D", data],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     local = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", base, "-p", str(port), "-U", "postgres"]
     try:
@@ -76,7 +87,11 @@ def server():
               LANGUAGE sql AS 'SELECT';
             CREATE VIEW citus_shards AS SELECT NULL::regclass AS table_name, NULL::text AS nodename WHERE false;
         """], check=True, capture_output=True)
-        yield {"port": port, "psql": local + ["-d", "citus", "-At"]}
+        if citus:  # a database where citus exists, as on a coordinator, for the Job
+            subprocess.run(local + ["-c", "CREATE DATABASE jobdb"], check=True, capture_output=True)
+            subprocess.run(local + ["-d", "jobdb", "-c", "CREATE EXTENSION citus"], check=True, capture_output=True)
+        yield {"port": port, "psql": local + ["-d", "citus", "-At"], "citus": citus,
+               "jobdb": local + ["-d", "jobdb", "-At"]}
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=60)
@@ -144,3 +159,59 @@ def test_fails_when_an_extension_is_missing(server):
     assert "extension hstore is not installed in citus" in res.stderr
     assert tables(server) == [], "the table is dropped on failure too"
     assert PASSWORD not in res.stdout + res.stderr
+
+
+CITUS_INIT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "build", "citus-init")
+
+
+def test_extensions_job_creates_the_extensions(server):
+    """The hook Job's container (command, env, secret key, extension list from the ConfigMap)
+    with the coordinator service and the mounts pointed at the local server."""
+    if not server["citus"]:
+        pytest.skip("the citus extension is not installed: the Job waits for citus on the coordinator")
+    if not os.access(CITUS_INIT, os.X_OK):
+        pytest.skip("build/citus-init is not built")
+    r = render({"citus": {"database": "jobdb"},
+                "additionalExtensions": {"enabled": True, "maxAttempts": 3, "retryDelaySeconds": 1,
+                                         "extensions": ["hstore", "pg_trgm"]}})
+    job = r.get("Job", "citusdemo-extensions-setup")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["COORDINATOR_HOST"] == "citusdemo-0"
+    tmp = tempfile.mkdtemp(prefix="pck-chart-job-")
+    try:
+        with open(os.path.join(tmp, env["SUPERUSER_PASSWORD_KEY"]), "w") as f:
+            f.write(PASSWORD + "\n")
+        ext_file = os.path.join(tmp, "extensions")
+        with open(ext_file, "w") as f:
+            f.write(r.get("ConfigMap", "citusdemo-extensions")["data"]["extensions"])
+        env.update({"PATH": os.environ["PATH"], "HOME": tmp, "SECRETS_DIR": tmp, "EXTENSIONS_FILE": ext_file,
+                    "COORDINATOR_HOST": ADDR, "PG_PORT": str(server["port"])})
+        assert c["command"][0] == "citus-init"
+        res = subprocess.run([CITUS_INIT] + c["command"][1:], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(tmp)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert PASSWORD not in res.stdout + res.stderr
+    have = subprocess.run(server["jobdb"] + ["-c", "SELECT extname FROM pg_extension ORDER BY 1"],
+                          check=True, capture_output=True, text=True).stdout.split()
+    assert {"hstore", "pg_trgm"} <= set(have), have
+
+
+def test_passes_against_real_citus(server):
+    """With Citus installed: a single-node Citus (the coordinator holds the shards, no worker
+    group) runs the unmodified script, distributed table included."""
+    if not server["citus"]:
+        pytest.skip("the citus extension is not installed")
+    node = "'%s', %d" % (ADDR, server["port"])
+    subprocess.run(server["jobdb"] + ["-c", "SELECT citus_set_coordinator_host(%s)" % node,
+                                      "-c", "SELECT citus_set_node_property(%s, 'shouldhaveshards', true)" % node],
+                   check=True, capture_output=True)
+    res = run_test_pod(server, {"workers": [], "citus": {"database": "jobdb"}})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ok: 0 active worker nodes" in res.stdout and "all checks passed" in res.stdout
+    assert "ok: 100 rows written and read back, shards on 1 nodes" in res.stdout
+    left = subprocess.run(server["jobdb"] + ["-c", "SELECT relname, relkind FROM pg_class WHERE relname LIKE 'helm_test_%'"],
+                          check=True, capture_output=True, text=True).stdout.split()
+    assert left == []

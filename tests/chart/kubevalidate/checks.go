@@ -61,7 +61,7 @@ func check(c *checker, obj any) {
 		c.statefulSet(o)
 	case *batchv1.Job:
 		c.meta(o.ObjectMeta, validation.IsDNS1123Subdomain)
-		c.templateLabels("spec.template.metadata.labels", o.Spec.Template.Labels)
+		c.labels("spec.template.metadata.labels", o.Spec.Template.Labels)
 		c.podSpec("spec.template.spec", &o.Spec.Template.Spec, nil)
 		if p := o.Spec.Template.Spec.RestartPolicy; p != corev1.RestartPolicyNever && p != corev1.RestartPolicyOnFailure {
 			c.fail("spec.template.spec.restartPolicy", "a Job needs Never or OnFailure, got %q", p)
@@ -116,10 +116,6 @@ func (c *checker) labels(field string, l map[string]string) {
 	}
 }
 
-func (c *checker) templateLabels(field string, l map[string]string) {
-	c.labels(field, l)
-}
-
 func (c *checker) selector(field string, s *metav1.LabelSelector) labels.Selector {
 	if s == nil || (len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0) {
 		c.fail(field, "an empty selector selects every pod of the namespace")
@@ -141,7 +137,7 @@ func (c *checker) statefulSet(s *appsv1.StatefulSet) {
 	if s.Spec.Replicas != nil && *s.Spec.Replicas < 0 {
 		c.fail("spec.replicas", "must be >= 0")
 	}
-	c.templateLabels("spec.template.metadata.labels", s.Spec.Template.Labels)
+	c.labels("spec.template.metadata.labels", s.Spec.Template.Labels)
 	if sel := c.selector("spec.selector", s.Spec.Selector); sel != nil &&
 		!sel.Matches(labels.Set(s.Spec.Template.Labels)) {
 		c.fail("spec.template.metadata.labels", "do not match spec.selector %s", sel)

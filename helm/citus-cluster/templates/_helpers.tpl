@@ -45,30 +45,28 @@ per-group settings (group override, else the top-level value). Fails on a duplic
 JSON schema cannot express uniqueness of one property across array items. */}}
 {{- define "citus.groups" -}}
 {{- $v := .Values -}}
-{{- $groups := list -}}
-{{- $seen := dict -}}
+{{- $entries := list -}}
 {{- if $v.coordinator.enabled -}}
-{{- $c := $v.coordinator -}}
-{{- $groups = append $groups (dict "id" "0" "type" "coordinator" "replicas" (int $c.replicas)
-      "resources" (default $v.resources $c.resources)
-      "storage" (merge (dict) (default (dict) $c.storage) (pick $v.storage.persistentVolume "size" "storageClass"))
-      "nodeSelector" (default $v.nodeSelector $c.nodeSelector)
-      "tolerations" (default $v.tolerations $c.tolerations)
-      "affinity" (default $v.affinity $c.affinity)) -}}
-{{- $_ := set $seen "0" true -}}
+{{- $entries = append $entries (dict "id" "0" "type" "coordinator" "spec" $v.coordinator) -}}
 {{- end -}}
+{{- $seen := dict "0" true -}}
 {{- range $i, $w := $v.workers -}}
 {{- $id := toString $w.citusGroup -}}
 {{- if hasKey $seen $id -}}
 {{- fail (printf "workers[%d].citusGroup: group %s is used twice; every worker group needs its own citusGroup (> 0, unique)" $i $id) -}}
 {{- end -}}
 {{- $_ := set $seen $id true -}}
-{{- $groups = append $groups (dict "id" $id "type" (default "worker" $w.citusType) "replicas" (int $w.replicas)
-      "resources" (default $v.resources $w.resources)
-      "storage" (merge (dict) (default (dict) $w.storage) (pick $v.storage.persistentVolume "size" "storageClass"))
-      "nodeSelector" (default $v.nodeSelector $w.nodeSelector)
-      "tolerations" (default $v.tolerations $w.tolerations)
-      "affinity" (default $v.affinity $w.affinity)) -}}
+{{- $entries = append $entries (dict "id" $id "type" (default "worker" $w.citusType) "spec" $w) -}}
+{{- end -}}
+{{- $groups := list -}}
+{{- range $e := $entries -}}
+{{- $s := $e.spec -}}
+{{- $groups = append $groups (dict "id" $e.id "type" $e.type "replicas" (int $s.replicas)
+      "resources" (default $v.resources $s.resources)
+      "storage" (merge (dict) (default (dict) $s.storage) (pick $v.storage.persistentVolume "size" "storageClass"))
+      "nodeSelector" (default $v.nodeSelector $s.nodeSelector)
+      "tolerations" (default $v.tolerations $s.tolerations)
+      "affinity" (default $v.affinity $s.affinity)) -}}
 {{- end -}}
 {{- toJson (dict "groups" $groups) -}}
 {{- end -}}

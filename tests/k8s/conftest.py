@@ -155,8 +155,17 @@ class Kube:
         finally:
             conn.close()
 
-    def wait_no_pods(self, ns, timeout=180):
-        wait_for(f"every pod of {ns} gone", lambda: not self.pods(ns), timeout, 2)
+    def wait_no_pods(self, ns, selector=None, timeout=180):
+        wait_for(f"every pod of {ns} ({selector or 'all'}) gone",
+                 lambda: not self.pods(ns, selector), timeout, 2)
+
+    def remove_release(self, ns, release="citus"):
+        """helm uninstall, then delete the namespace (hook leftovers, PVCs) and wait until
+        it is gone: the next scenario starts on an idle machine."""
+        self.helm("uninstall", release, "-n", ns, "--wait", "--timeout", "5m", check=False)
+        self.api.delete(f"/api/v1/namespaces/{ns}")
+        wait_for(f"namespace {ns} deleted", lambda: self.api.get_or_none(
+            f"/api/v1/namespaces/{ns}") is None, 300, 2)
 
 
 def sockets_to_object_only_addresses():

@@ -61,6 +61,7 @@ IMAGE_ENTRYPOINT = ["citus-init"]
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LOOPBACK_ANNOTATION = "pck.test/loopback-address"
 POD_IP_NET = "198.18"
+LOOPBACK_SUBNET = "127.0.31"   # pods listen on LOOPBACK_SUBNET.2 .. .249
 
 
 def now():
@@ -722,7 +723,7 @@ def main():
     ap.add_argument("--pki", required=True, help="directory with ca.crt, admin.crt, admin.key")
     ap.add_argument("--state", required=True)
     ap.add_argument("--node", default="pck-node")
-    ap.add_argument("--subnet", default="127.0.31", help="loopback /24 of the pods")
+    ap.add_argument("--subnet", default=LOOPBACK_SUBNET, help="loopback /24 of the pods")
     a = ap.parse_args()
     pki = Path(a.pki)
     api = Api(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")

@@ -42,8 +42,12 @@ enum patroni_status leader_parse_patroni(const char *body, size_t len, char *rol
 bool leader_state_steady(const char *state);
 
 /* Whether this member's configuration makes it responsible for the extensions when it
- * leads: without Citus every cluster's leader, with Citus only the coordinator (group 0). */
-bool leader_owns_extensions(const struct config *cfg);
+ * leads: without Citus every cluster's leader, with Citus only the coordinator (group 0).
+ * Inline because main asks it before loading the leader module (leader_module.h). */
+static inline bool leader_owns_extensions(const struct config *cfg)
+{
+    return !cfg->citus_enabled || cfg->citus_group == 0;
+}
 
 /* The URL of the local REST API: LISTEN_ADDRESS unless it is a wildcard, else 127.0.0.1.
  * Written into buf; returns buf. */

@@ -89,11 +89,6 @@ out:
     return st;
 }
 
-bool leader_owns_extensions(const struct config *cfg)
-{
-    return !cfg->citus_enabled || cfg->citus_group == 0;
-}
-
 char *leader_patroni_url(const struct config *cfg, char *buf, size_t size)
 {
     /* LISTEN_ADDRESS may be a list (PostgreSQL syntax): the first address will do. */

@@ -11,9 +11,9 @@
 
 #include "config.h"
 #include "diag.h"
-#include "extensions.h"
 #include "fsprep.h"
 #include "leader.h"
+#include "leader_module.h"
 #include "log.h"
 #include "privdrop.h"
 #include "render.h"
@@ -127,8 +127,9 @@ static int cmd_extensions(void)
 {
     struct config cfg;
     int rc = load(&cfg, CONFIG_EXTENSIONS_JOB);
+    struct leader_module mod;
     if (rc == 0)
-        rc = extensions_oneshot(&cfg);
+        rc = leader_module_load(&mod) == 0 ? mod.oneshot(&cfg) : EXIT_INTERNAL;
     config_free(&cfg);
     return rc;
 }
@@ -137,21 +138,30 @@ static int cmd_extensions(void)
 
 struct pod {
     const struct config *cfg;
+    const struct leader_module *mod; /* NULL: this member never creates extensions */
     struct leader_watch *watch;
 };
+
+/* Whether this member can ever have extensions to create: only then is the leader module
+ * (libcurl, libpq) loaded into PID 1. */
+static bool pod_needs_leader_module(const struct config *cfg)
+{
+    return leader_owns_extensions(cfg) && (cfg->extensions.count > 0 || cfg->extensions_file);
+}
 
 static void pod_loop_ready(struct ev_loop *loop, void *ctx)
 {
     struct pod *p = ctx;
-    if (p->cfg->extensions.count > 0 || p->cfg->extensions_file)
-        p->watch = leader_watch_start(loop, p->cfg);
+    if (p->mod)
+        p->watch = p->mod->watch_start(loop, p->cfg);
 }
 
 static void pod_child_exit(struct ev_loop *loop, void *ctx)
 {
     (void)loop;
     struct pod *p = ctx;
-    leader_watch_stop(p->watch);
+    if (p->mod)
+        p->mod->watch_stop(p->watch);
     p->watch = NULL;
 }
 
@@ -175,6 +185,14 @@ static int cmd_lifecycle(char *const *cmd)
     double start = now_ms();
     char *yaml_path = config_path(&cfg, "patroni.yml");
     char **env = NULL;
+    /* Loaded before anything is changed: a pod that cannot do its extension duty stops
+     * here (70) instead of running Patroni without it. */
+    struct leader_module mod;
+    bool with_module = pod_needs_leader_module(&cfg);
+    if (with_module && leader_module_load(&mod) < 0) {
+        rc = EXIT_INTERNAL;
+        goto out_cfg;
+    }
 
     if ((as_root ? run_user_lookup(cfg.run_as_user, &user, &d)
                  : run_user_current(&user, &d)) < 0) {
@@ -208,7 +226,7 @@ static int cmd_lifecycle(char *const *cmd)
 
     char *patroni_argv[] = {cfg.patroni_command, yaml_path, NULL};
     env = privdrop_child_env(environ, &user, secret_variables);
-    struct pod pod = {.cfg = &cfg, .watch = NULL};
+    struct pod pod = {.cfg = &cfg, .mod = with_module ? &mod : NULL, .watch = NULL};
     struct supervise_opts opts = {
         .argv = cmd ? cmd : patroni_argv,
         .envp = env,
@@ -222,7 +240,8 @@ static int cmd_lifecycle(char *const *cmd)
         .ctx = &pod,
     };
     rc = supervise_run(&opts);
-    leader_watch_stop(pod.watch); /* when the loop ended without the child-exit hook */
+    if (pod.mod) /* when the loop ended without the child-exit hook */
+        pod.mod->watch_stop(pod.watch);
 
 out:
     run_user_free(&user);

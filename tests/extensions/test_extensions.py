@@ -148,8 +148,8 @@ def test_extensions_exist_within_seconds_of_leadership(leader):
 
 
 def test_database_created_without_citus(leader):
+    wait_extensions(leader, {"postgis"}, dbname="citus")
     assert log_events(leader.log(), "database created")[0]["database"] == "citus"
-    assert ("postgis",) in leader.sql("SELECT extname FROM pg_extension", "citus")
 
 
 def test_unknown_extension_named_with_suggestions_others_created(leader):

@@ -1,0 +1,111 @@
+"""The leader module (citus-init-leader.so, libcurl + libpq): PID 1 maps it only when this
+member can have extensions to create, and a pod that needs it but cannot load it stops with
+70 before changing anything."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, wait_for
+
+MODULE = "citus-init-leader.so"
+# Where the build compiles in the install location (meson: <prefix>/<libdir>/citus-init).
+INSTALLED_MODULE_DIRS = [Path("/usr/local/lib/x86_64-linux-gnu/citus-init"),
+                         Path("/usr/local/lib/citus-init")]
+
+
+def mapped_objects(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return {Path(line.split()[-1]).name for line in f if ".so" in line.split()[-1]}
+
+
+def objects_while_supervising(pid1, env):
+    """Shared objects PID 1 maps once its child (`sleep`) runs."""
+    p = pid1(["run", "--", "sleep", "600"], env=env)
+    pid = p.init_pid()
+
+    def child_is_sleep():
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            return any(Path(f"/proc/{k}/comm").read_text().strip() == "sleep" for k in kids)
+        except OSError:
+            return False
+    wait_for(child_is_sleep, what="the supervised sleep")
+    objects = mapped_objects(pid)
+    p.kill()
+    p.proc.wait(timeout=10)
+    return objects
+
+
+def heavy(objects):
+    return sorted(o for o in objects
+                  if o == MODULE or o.startswith(("libpq.", "libcurl.", "libcjson.")))
+
+
+def test_without_extensions_pid1_maps_no_module(pid1, pod):
+    objects = objects_while_supervising(pid1, pod["env"])
+    assert not heavy(objects), objects
+
+
+def test_citus_worker_never_loads_the_module(pid1, pod):
+    env = dict(pod["env"], CITUS_GROUP="1", EXTENSIONS="postgis")
+    objects = objects_while_supervising(pid1, env)
+    assert not heavy(objects), objects
+
+
+def test_coordinator_with_extensions_loads_the_module(pid1, pod):
+    env = dict(pod["env"], EXTENSIONS="postgis")
+    objects = objects_while_supervising(pid1, env)
+    found = heavy(objects)
+    assert MODULE in found and any(o.startswith("libpq.") for o in found), objects
+
+
+@pytest.fixture
+def lone_binary(pod):
+    """citus-init copied to a directory without the module; the compiled-in install
+    directory must not hold one either (nothing is installed on a test machine)."""
+    if any((d / MODULE).exists() for d in INSTALLED_MODULE_DIRS):
+        pytest.skip(f"a {MODULE} is installed on this machine; the missing-module case "
+                    "cannot be produced")
+    bindir = pod["dir"] / "bin"
+    bindir.mkdir()
+    shutil.copy2(BIN, bindir / "citus-init")
+    return bindir
+
+
+def run_lone(binary, args, env):
+    """The copy as PID 1 of a new namespace; --kill-child ends everything with it."""
+    return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                           str(binary), *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_missing_module_stops_the_pod_before_anything_changes(pod, lone_binary):
+    env = dict(pod["env"], EXTENSIONS="postgis")
+    r = run_lone(lone_binary / "citus-init", ["run", "--", "true"], env)
+    assert r.returncode == 70, r.stderr
+    assert 'msg="cannot load the leader module; extensions cannot be created"' in r.stderr
+    assert f"/{MODULE}" in r.stderr and "No such file" in r.stderr
+    assert not pod["pgdata"].exists() and not pod["run_dir"].exists()
+
+
+def test_missing_module_does_not_matter_without_extensions(pod, lone_binary):
+    r = run_lone(lone_binary / "citus-init", ["run", "--", "true"], pod["env"])
+    assert r.returncode == 0, r.stderr
+    assert "leader module" not in r.stderr
+
+
+def test_broken_module_next_to_the_binary(pod, lone_binary):
+    (lone_binary / MODULE).write_bytes(b"not an ELF object\n")
+    env = dict(pod["env"], EXTENSIONS="postgis")
+    r = run_lone(lone_binary / "citus-init", ["run", "--", "true"], env)
+    assert r.returncode == 70, r.stderr
+    assert f"module={lone_binary / MODULE} " in r.stderr, r.stderr
+
+
+def test_extensions_job_without_module_is_an_internal_error(pod, lone_binary):
+    env = dict(pod["env"], COORDINATOR_HOST="127.0.77.3", EXTENSIONS="postgis")
+    r = run_lone(lone_binary / "citus-init", ["extensions", "--wait"], env)
+    assert r.returncode == 70, r.stderr
+    assert 'msg="cannot load the leader module; extensions cannot be created"' in r.stderr

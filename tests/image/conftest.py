@@ -39,10 +39,20 @@ def release_build(df, tmp_path_factory):
     return build
 
 
+def build_target(build, target):
+    r = subprocess.run(["nice", "-n", "10", "ninja", "-C", str(build), target],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"release build of {target} failed:\n{r.stdout[-4000:]}"
+    return build / target
+
+
 @pytest.fixture(scope="session")
 def citus_init(release_build):
     """The citus-init binary of that build (compiled once per run)."""
-    r = subprocess.run(["nice", "-n", "10", "ninja", "-C", str(release_build), "citus-init"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, f"release build of citus-init failed:\n{r.stdout[-4000:]}"
-    return release_build / "citus-init"
+    return build_target(release_build, "citus-init")
+
+
+@pytest.fixture(scope="session")
+def leader_module(release_build):
+    """citus-init's leader module (libcurl, libpq) of that build."""
+    return build_target(release_build, "citus-init-leader.so")

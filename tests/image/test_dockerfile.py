@@ -2,7 +2,8 @@
 
 What a broken image would get wrong, checked against the repository itself: the pinned
 versions drift from versions.env (what the tests run); ENTRYPOINT points somewhere meson does
-not install citus-init; the runtime stage lacks a package for a library citus-init links;
+not install citus-init; the leader module is not copied where citus-init looks for it; the
+runtime stage lacks a package for a library citus-init or its module links;
 build tools leak into the final image; the build context drags local state along.
 """
 
@@ -165,6 +166,20 @@ def test_entrypoint_is_where_meson_installs_citus_init(df, release_build):
         f"the runtime stage must copy {dest} from the build stage: {copies}")
 
 
+def test_runtime_stage_has_the_leader_module_where_citus_init_looks(df, release_build,
+                                                                    citus_init):
+    """citus-init loads citus-init-leader.so from the directory meson installs it to (compiled
+    in): the runtime stage must copy it there from the build stage."""
+    dest = installed_path(release_build, "citus-init-leader.so")
+    copies = [shlex.split(i.args) for i in df.final.all("COPY")]
+    covering = [c for c in copies if len(c) == 3 and c[0] == "--from=build" and c[1] == c[2]
+                and (dest == c[1] or dest.startswith(c[1].rstrip("/") + "/"))]
+    assert covering, f"the runtime stage must copy {dest} from the build stage: {copies}"
+    module_dir = os.path.dirname(dest).encode()
+    assert module_dir + b"\0" in citus_init.read_bytes(), (
+        f"citus-init does not look for its module in {module_dir.decode()}")
+
+
 def dpkg_owner(path):
     """Debian package owning a file; tries the path as linked and resolved, with and without
     the /usr prefix (merged /usr lists files under either)."""
@@ -242,12 +257,24 @@ def check_libraries_packaged(binary, explicit):
     return found
 
 
+# Linked by the leader module only: PID 1 maps them only when it has extensions to create.
+MODULE_ONLY = ("libcjson.so.1", "libpq.so.5", "libcurl.so.4")
+
+
 def test_runtime_stage_provides_every_library_citus_init_links(df, citus_init):
     found = check_libraries_packaged(citus_init, dockerparse.apt_installs(df.final))
     # the libraries the project's meson.build asks for are among them
-    for lib in ("libev.so.4", "libyaml-0.so.2", "libcjson.so.1", "libpq.so.5", "libcurl.so.4",
-                "libssl.so.3", "libcrypto.so.3"):
+    for lib in ("libev.so.4", "libyaml-0.so.2", "libcrypto.so.3"):
         assert lib in found, f"citus-init does not link {lib}? ldd found {sorted(found)}"
+    assert not set(MODULE_ONLY) & set(found), (
+        f"citus-init itself links {sorted(set(MODULE_ONLY) & set(found))}: that code belongs "
+        "in the leader module")
+
+
+def test_runtime_stage_provides_every_library_the_leader_module_links(df, leader_module):
+    found = check_libraries_packaged(leader_module, dockerparse.apt_installs(df.final))
+    for lib in MODULE_ONLY + ("libev.so.4",):
+        assert lib in found, f"the leader module does not link {lib}? ldd found {sorted(found)}"
 
 
 def test_library_check_catches_a_missing_package(tmp_path):

@@ -18,10 +18,14 @@ MEMBERS = {0: 3, 1: 2, 2: 2}
 
 @pytest.fixture(scope="module")
 def release(kube):
+    t0 = time.monotonic()
     res = kube.helm("install", "citus", str(CHART), "-n", NS, "--create-namespace",
                     "--timeout", "10m")
+    print(f"\nTIMING helm install (default values): {time.monotonic() - t0:.1f}s")
     yield res
+    t0 = time.monotonic()
     kube.remove_release(NS)
+    print(f"\nTIMING helm uninstall + namespace deletion: {time.monotonic() - t0:.1f}s")
 
 
 def test_install_accepted(kube, release):

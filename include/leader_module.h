@@ -10,8 +10,6 @@
 #ifndef CITUS_INIT_LEADER_MODULE_H
 #define CITUS_INIT_LEADER_MODULE_H
 
-#include <stddef.h>
-
 #include "config.h"
 
 #define LEADER_MODULE_FILE "citus-init-leader.so"
@@ -30,10 +28,5 @@ struct leader_module {
  * (the build directory), else in the directory compiled in (<prefix>/<libdir>/citus-init).
  * Returns 0, or -1 after logging the path tried and the loader's reason. Never unloaded. */
 int leader_module_load(struct leader_module *m);
-
-/* The path to load: dir_of_exe/LEADER_MODULE_FILE when that file exists, else
- * install_dir/LEADER_MODULE_FILE. exe may be NULL (unknown). Written into buf; returns buf,
- * or NULL when it does not fit. */
-char *leader_module_path(const char *exe, const char *install_dir, char *buf, size_t size);
 
 #endif

@@ -25,7 +25,9 @@ SAME_TYPE(leader_watch_start, watch_start);
 SAME_TYPE(leader_watch_stop, watch_stop);
 SAME_TYPE(extensions_oneshot, oneshot);
 
-char *leader_module_path(const char *exe, const char *install_dir, char *buf, size_t size)
+/* dir_of_exe/LEADER_MODULE_FILE when that file exists, else install_dir/LEADER_MODULE_FILE.
+ * exe may be NULL (unknown). NULL when the path does not fit. */
+static char *module_path(const char *exe, const char *install_dir, char *buf, size_t size)
 {
     const char *slash = exe ? strrchr(exe, '/') : NULL;
     if (slash) {
@@ -59,7 +61,7 @@ int leader_module_load(struct leader_module *m)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0)
         exe[n] = '\0';
-    if (!leader_module_path(n > 0 ? exe : NULL, CITUS_INIT_MODULE_DIR, path, sizeof path)) {
+    if (!module_path(n > 0 ? exe : NULL, CITUS_INIT_MODULE_DIR, path, sizeof path)) {
         log_error("the leader module's path is too long", "dir", CITUS_INIT_MODULE_DIR, NULL);
         return -1;
     }

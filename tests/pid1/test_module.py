@@ -1,7 +1,9 @@
 """The leader module (citus-init-leader.so, libcurl + libpq): PID 1 maps it only when this
 member can have extensions to create, and a pod that needs it but cannot load it stops with
 70 before changing anything."""
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -33,7 +35,9 @@ def objects_while_supervising(pid1, env):
             return False
     wait_for(child_is_sleep, what="the supervised sleep")
     objects = mapped_objects(pid)
-    p.kill()
+    # PID 1 itself: after the privilege drop unshare's --kill-child no longer reaches it, and
+    # the end of a namespace's PID 1 ends everything in it.
+    os.kill(pid, signal.SIGKILL)
     p.proc.wait(timeout=10)
     return objects
 

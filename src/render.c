@@ -330,6 +330,7 @@ static void emit_hba(struct emitter *em, const struct config *cfg)
     const char *clientcert = cfg->ssl_enabled && cfg->ssl_client_cert ? " clientcert=verify-ca" : "";
     kv_seq(em, "pg_hba");
     str(em, "local all all peer map=local");
+    str_owned(em, fmt("local replication %s scram-sha-256", cfg->replication_username));
     str_owned(em, fmt("%s replication %s all scram-sha-256%s", host, cfg->replication_username,
                       clientcert));
     if (*clientcert)
@@ -356,6 +357,10 @@ static void emit_postgresql(struct emitter *em, const struct config *cfg, bool m
     str(em, "pgpass");
     str_owned(em, config_path(cfg, "pgpass"));
     kv_bool(em, "use_unix_socket", true);
+    /* Patroni's own replication connection (its timeline/LSN check before a promotion) goes
+     * to the socket too: over TCP it would use the listen IP, which no verify-full
+     * certificate names, and a replica that cannot read its position never promotes. */
+    kv_bool(em, "use_unix_socket_repl", true);
 
     kv_map(em, "authentication");
     emit_user(em, cfg, "superuser", cfg->superuser_username, cfg->superuser_password, mask);

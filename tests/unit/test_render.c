@@ -186,6 +186,7 @@ static void etcd_without_tls(void **state)
     assert_str(f, "postgresql/bin_dir", f->cfg.pg_bin_dir);
     assert_str(f, "postgresql/pgpass", "/run/citus-init/pgpass");
     assert_plain(f, "postgresql/use_unix_socket", "true");
+    assert_plain(f, "postgresql/use_unix_socket_repl", "true");
     assert_str(f, "postgresql/authentication/superuser/username", "postgres");
     assert_str(f, "postgresql/authentication/superuser/password", TEST_SUPER_PW);
     assert_str(f, "postgresql/authentication/replication/username", "replicator");

@@ -330,7 +330,6 @@ static void emit_hba(struct emitter *em, const struct config *cfg)
     const char *clientcert = cfg->ssl_enabled && cfg->ssl_client_cert ? " clientcert=verify-ca" : "";
     kv_seq(em, "pg_hba");
     str(em, "local all all peer map=local");
-    str_owned(em, fmt("local replication %s scram-sha-256", cfg->replication_username));
     str_owned(em, fmt("%s replication %s all scram-sha-256%s", host, cfg->replication_username,
                       clientcert));
     if (*clientcert)
@@ -339,6 +338,8 @@ static void emit_hba(struct emitter *em, const struct config *cfg)
     str_owned(em, fmt("%s all all all scram-sha-256", host));
     if (cfg->ssl_enabled)
         str(em, "hostnossl all all all reject");
+    /* Patroni's own replication connection over the socket (use_unix_socket_repl) */
+    str_owned(em, fmt("local replication %s scram-sha-256", cfg->replication_username));
     seq_end(em);
 
     kv_seq(em, "pg_ident");

@@ -200,7 +200,8 @@ static void etcd_without_tls(void **state)
     assert_null(node_at(&f->doc, "postgresql/parameters/shared_preload_libraries"));
     assert_null(node_at(&f->doc, "postgresql/parameters/citus.node_conninfo"));
 
-    assert_int_equal(seq_len(f, "postgresql/pg_hba"), 3);
+    assert_int_equal(seq_len(f, "postgresql/pg_hba"), 4);
+    assert_str(f, "postgresql/pg_hba/3", "local replication replicator scram-sha-256");
     assert_str(f, "postgresql/pg_hba/0", "local all all peer map=local");
     assert_str(f, "postgresql/pg_hba/1", "host replication replicator all scram-sha-256");
     assert_str(f, "postgresql/pg_hba/2", "host all all all scram-sha-256");
@@ -266,7 +267,7 @@ static void tls_citus_and_partman(void **state)
                "sslcert=/run/ci/tls/server.crt sslkey=/run/ci/tls/server.key");
     assert_str(f, "postgresql/pgpass", "/run/ci/pgpass");
 
-    assert_int_equal(seq_len(f, "postgresql/pg_hba"), 5);
+    assert_int_equal(seq_len(f, "postgresql/pg_hba"), 6);
     assert_str(f, "postgresql/pg_hba/0", "local all all peer map=local");
     assert_str(f, "postgresql/pg_hba/1",
                "hostssl replication replicator all scram-sha-256 clientcert=verify-ca");
@@ -285,7 +286,7 @@ static void tls_without_client_cert(void **state)
     assert_null(node_at(&f->doc, "postgresql/authentication/replication/sslcert"));
     assert_str(f, "postgresql/parameters/citus.node_conninfo",
                "sslmode=verify-ca sslrootcert=/run/citus-init/tls/ca.crt");
-    assert_int_equal(seq_len(f, "postgresql/pg_hba"), 4);
+    assert_int_equal(seq_len(f, "postgresql/pg_hba"), 5);
     assert_str(f, "postgresql/pg_hba/1", "hostssl replication replicator all scram-sha-256");
     assert_str(f, "postgresql/pg_hba/2", "hostssl all all all scram-sha-256");
     assert_str(f, "postgresql/pg_hba/3", "hostnossl all all all reject");

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The kubelet's part for this chart, on this machine (test infrastructure, not a kubelet).
 
-    kubelet.py --kubeconfig-dir PKI --state DIR [--node NAME] [--subnet 127.0.31]
+    kubelet.py --pki DIR --state DIR [--node NAME] [--subnet 127.0.31]
 
 One loop, once a second:
 - registers Node NAME (Ready) and binds every unscheduled Pod to it (there is no scheduler);
 - runs each Pod's single container through scripts/lib/localcluster/pod-launcher: PID 1 of a
   new PID and mount namespace, the Pod's volumes bind-mounted at their mount paths, its own
-  loopback address (status.podIP); restarts it by restartPolicy (containerStatuses count);
+  loopback address; restarts it by restartPolicy (containerStatuses count); runAsUser,
+  runAsGroup and fsGroup through setpriv;
 - resolves env: value, fieldRef (metadata.name/namespace/uid/labels['k'], status.podIP,
   spec.nodeName, spec.serviceAccountName), secretKeyRef, configMapKeyRef, $(VAR) expansion;
   KUBERNETES_SERVICE_HOST/PORT name the loopback API server. No service links, so no
@@ -16,7 +17,7 @@ One loop, once a second:
   kubelet), projected (serviceAccountToken from the TokenRequest API, configMap, secret,
   downwardAPI), emptyDir (a directory kept across container restarts), PVC (a directory
   per claim that outlives the Pod);
-- readiness from the container's httpGet probe into the Ready condition;
+- readiness from the container's httpGet probe into the Ready condition (no liveness);
 - deletion: SIGTERM to PID 1, SIGKILL after the grace period, then removes the Pod object;
 - Job pods: the container's exit status gives phase Succeeded/Failed.
 
@@ -24,17 +25,19 @@ Addresses. The API server refuses loopback addresses in Endpoints (ValidateEndpo
 Patroni writes its pod IP into its leader Endpoints, so a pod has two addresses here: its
 pod IP, a number from POD_IP_NET (198.18.0.0/15, reserved for benchmarks, never routed)
 that only ever appears in objects (status.podIP, POD_IP, Endpoints), and its loopback
-address 127.0.31.N where it really listens (annotation LOOPBACK_ANNOTATION; pod IP
-198.18.31.N). Nothing here sends traffic to a pod IP: names resolve to loopback addresses.
+address LOOPBACK_SUBNET.N where it really listens (annotation LOOPBACK_ANNOTATION; its pod
+IP is 198.18.31.N). Nothing here sends traffic to a pod IP: names resolve to loopback
+addresses.
 
 Differences from a real node, because every pod shares the host's network namespace:
 LISTEN_ADDRESS is set to the pod's loopback address when the container does not set it;
-/etc/hosts
-in each pod maps `<pod>.<service>.<ns>.svc.<domain>` of headless Services to loopback
-addresses and the names of selector-less Services (`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc...`)
-to the loopback address of the first pod IP in their Endpoints (what kube-proxy + DNS would
-route to); each container gets a private /var/run/postgresql (the image's own file system). The image's
-ENTRYPOINT is citus-init (build/citus-init); Patroni and psql come from the venv / Debian.
+/etc/hosts in each pod maps `<pod>.<service>.<ns>.svc.<domain>` of headless Services to
+loopback addresses and the names of selector-less Services (`<svc>`, `<svc>.<ns>`,
+`<svc>.<ns>.svc...`) to the loopback address of the first pod IP in their Endpoints (what
+kube-proxy + DNS would route to); each container gets a private /var/run/postgresql (the
+image's own file system). The image's ENTRYPOINT is citus-init (build/citus-init); Patroni
+and psql come from the venv / Debian. A container killed by SIGKILL is reported with exit
+code 1, not 137 (util-linux 2.38 `unshare --fork` exits 1 then).
 """
 import argparse
 import base64

@@ -65,8 +65,10 @@ int leader_module_load(struct leader_module *m)
         log_error("the leader module's path is too long", "dir", CITUS_INIT_MODULE_DIR, NULL);
         return -1;
     }
-    /* RTLD_NOW: a core symbol the executable does not export fails here, not mid-run. */
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    /* The module is linked with -z now: a core symbol the executable does not export fails
+     * here, not mid-run. RTLD_LAZY keeps the libraries beneath it lazily bound (RTLD_NOW
+     * would bind every function of libcurl, libpq, gnutls, Kerberos ... up front). */
+    void *handle = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
     if (!handle) {
         const char *why = dlerror();
         log_error("cannot load the leader module; extensions cannot be created", "module", path,

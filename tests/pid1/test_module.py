@@ -113,3 +113,22 @@ def test_extensions_job_without_module_is_an_internal_error(pod, lone_binary):
     r = run_lone(lone_binary / "citus-init", ["extensions", "--wait"], env)
     assert r.returncode == 70, r.stderr
     assert 'msg="cannot load the leader module; extensions cannot be created"' in r.stderr
+
+
+def test_module_from_another_build_fails_at_load_not_mid_run(pod, lone_binary, tmp_path):
+    """A module referring to a core function this executable does not have (a mismatched
+    build) is refused when loaded, naming the symbol, instead of ending PID 1 later."""
+    src = tmp_path / "stale.c"
+    src.write_text("void core_function_of_another_build(void);\n"
+                   "void *leader_watch_start(void) { core_function_of_another_build(); return 0; }\n"
+                   "void leader_watch_stop(void) {}\n"
+                   "int extensions_oneshot(void) { return 0; }\n")
+    built = subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-z,now", "-o",
+                            str(lone_binary / MODULE), str(src)], capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip(f"no C compiler for the stale module: {built.stderr.strip()}")
+    env = dict(pod["env"], EXTENSIONS="postgis")
+    r = run_lone(lone_binary / "citus-init", ["run", "--", "true"], env)
+    assert r.returncode == 70, r.stderr
+    assert "core_function_of_another_build" in r.stderr, r.stderr
+    assert not pod["pgdata"].exists()

@@ -69,10 +69,16 @@ class Writer(threading.Thread):
 
 
 def wait_sync_standby(cluster, leader, standby, timeout: float = 120) -> None:
+    """Synchronous in PostgreSQL and in Patroni's /sync key (which Patroni updates a loop
+    after pg_stat_replication: only a member named there may be promoted)."""
     def check():
         rows = execute(leader, "SELECT application_name, sync_state FROM pg_stat_replication",
                        dbname="postgres")
-        return (standby.name, "sync") in rows or (standby.name, "quorum") in rows
+        if (standby.name, "sync") not in rows and (standby.name, "quorum") not in rows:
+            return False
+        _, body = leader.api("/cluster")
+        roles = {m.get("name"): m.get("role") for m in (body or {}).get("members", [])}
+        return roles.get(standby.name) in ("sync_standby", "quorum_standby")
     cluster.wait_for(f"{standby.name} as synchronous standby", check, timeout)
 
 

@@ -79,8 +79,23 @@ class Pid1:
         return self.proc.returncode
 
     def kill(self):
-        if self.proc.poll() is None:
+        """SIGKILL the namespace's PID 1 (the kernel then ends everything in the namespace:
+        --kill-child cannot reach citus-init once it dropped privileges), then unshare."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            text = []
+        for pid in (int(t) for t in text):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
             os.kill(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def base_env(**extra):

@@ -37,7 +37,7 @@ def wait_for(what, check, timeout, interval=1.0):
             last = check()
             if last:
                 return last
-        except (OSError, KubeError, ValueError, KeyError) as e:
+        except (OSError, KubeError, ValueError, KeyError, TypeError) as e:
             last = e
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -111,13 +111,7 @@ def ready(c: Cluster) -> bool:
 
 
 def streaming(c: Cluster) -> bool:
-    for g in c.groups:
-        leader = c.writable_leader(g)
-        if leader is None:
-            return False
-        if not {p.name for p in c.group(g) if p is not leader} <= c.streaming_replicas(leader):
-            return False
-    return True
+    return c.all_streaming()
 
 
 def write_once(c: Cluster) -> bool:

@@ -620,15 +620,23 @@ class Cluster:
                         "WHERE state = 'streaming'")
             return {r[0] for r in cur.fetchall()}
 
+    def all_streaming(self) -> bool:
+        """Every replica streams from its leader (pg_stat_replication) and Patroni reports it
+        running/streaming (not still starting)."""
+        for g in self.groups:
+            leader = self.writable_leader(g)
+            if leader is None:
+                return False
+            others = [p for p in self.group(g) if p is not leader]
+            if not {p.name for p in others} <= self.streaming_replicas(leader):
+                return False
+            if any(p.patroni_state().get("state") not in ("running", "streaming")
+                   for p in others):
+                return False
+        return True
+
     def wait_streaming(self, timeout: float = 120) -> None:
-        def all_streaming():
-            for g in self.groups:
-                leader = self.writable_leader(g)
-                others = {p.name for p in self.group(g) if p is not leader}
-                if leader is None or not others <= self.streaming_replicas(leader):
-                    return False
-            return True
-        self.wait_for("every replica streaming", all_streaming, timeout)
+        self.wait_for("every replica streaming", self.all_streaming, timeout)
 
     def status_rows(self) -> list:
         rows = []

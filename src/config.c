@@ -5,12 +5,12 @@
 #include "config.h"
 
 #include "input.h"
+#include "xalloc.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,28 +31,6 @@ const char *env_lookup_process(const char *name, void *ctx)
 {
     (void)ctx;
     return getenv(name);
-}
-
-static char *xstrdup(const char *s)
-{
-    if (!s)
-        return NULL;
-    char *r = strdup(s);
-    if (!r)
-        abort();
-    return r;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *r;
-    va_start(ap, fmt);
-    if (vasprintf(&r, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    return r;
 }
 
 /* A found value as it appears in a message: escaped, and cut after about 80 bytes. */

@@ -7,12 +7,12 @@
  * every step off the loop's critical path, and the Job mode reuses the very same machine on a
  * private loop, so there is one implementation to test. */
 #include "extensions.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <ev.h>
 #include <libpq-fe.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,29 +75,6 @@ struct ext_run {
 };
 
 /* ------------------------------------------------------------------ helpers */
-
-static char *xstrdup(const char *s)
-{
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
-
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *out = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&out, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        abort();
-    return out;
-}
 
 /* libpq messages end with a newline and may span lines (one per address tried): make them
  * one log-friendly line. */
@@ -424,11 +401,11 @@ static void send_create(struct ext_run *r, struct ext_item *it)
     char *sql;
     if (r->state == ST_CHECK && qschema) {
         r->state = ST_SCHEMA;
-        sql = xprintf("CREATE SCHEMA IF NOT EXISTS %s", qschema);
+        sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s", qschema);
     } else {
         r->state = ST_CREATE;
-        sql = qschema ? xprintf("CREATE EXTENSION IF NOT EXISTS %s SCHEMA %s CASCADE", qname, qschema)
-                      : xprintf("CREATE EXTENSION IF NOT EXISTS %s CASCADE", qname);
+        sql = qschema ? xasprintf("CREATE EXTENSION IF NOT EXISTS %s SCHEMA %s CASCADE", qname, qschema)
+                      : xasprintf("CREATE EXTENSION IF NOT EXISTS %s CASCADE", qname);
     }
     send_query(r, sql, NULL);
     free(sql);
@@ -445,7 +422,7 @@ static void send_create_database(struct ext_run *r)
         transient_failure(r, PQerrorMessage(r->conn));
         return;
     }
-    char *sql = xprintf("CREATE DATABASE %s", qdb);
+    char *sql = xasprintf("CREATE DATABASE %s", qdb);
     r->state = ST_DB_CREATE;
     send_query(r, sql, NULL);
     free(sql);
@@ -530,10 +507,10 @@ static void handle_result(struct ext_run *r, PGresult *res)
             used += (size_t)snprintf(hint + used, sizeof hint - used, "%s%s", i ? ", " : "",
                                      best[i]);
         free(names);
-        char *msg = k ? xprintf("extension \"%s\" is not available on this server; closest "
+        char *msg = k ? xasprintf("extension \"%s\" is not available on this server; closest "
                                 "available: %s",
                                 it->name, hint)
-                      : xprintf("extension \"%s\" is not available on this server", it->name);
+                      : xasprintf("extension \"%s\" is not available on this server", it->name);
         item_failed(r, it, OUT_UNKNOWN, msg);
         return;
     }

@@ -1,5 +1,6 @@
 /* privdrop.c: drop root for good (see include/privdrop.h). */
 #include "privdrop.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -10,14 +11,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
 
 static void fill_user(struct run_user *u, const struct passwd *pw)
 {

@@ -331,10 +331,10 @@ def test_job_and_test_pod_never_root():
 def test_rbac_exact_rules(default):
     role = default.get("Role", C)
     rules = {tuple(r["resources"]): r["verbs"] for r in role["rules"]}
-    full = ["create", "get", "list", "patch", "update", "watch", "delete", "deletecollection"]
-    assert rules == {("configmaps",): full, ("endpoints",): full,
-                     ("pods",): ["get", "list", "patch", "update", "watch"],
-                     ("services",): ["create"]}
+    # exactly the verbs Patroni's Kubernetes DCS uses with use_endpoints (see rbac.yaml);
+    # no configmaps, no services (the chart creates the -config Services itself)
+    assert rules == {("endpoints",): ["get", "list", "watch", "create", "patch", "deletecollection"],
+                     ("pods",): ["list", "watch", "patch"]}
     assert all(r["apiGroups"] == [""] for r in role["rules"])
     rb = default.get("RoleBinding", C)
     assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": C}

@@ -225,14 +225,15 @@ class Pod:
         deadline = time.monotonic() + timeout
         own_ns = os.readlink("/proc/self/ns/pid")
         while True:
-            if self.launcher and procs.same_process(*self.launcher):
-                for child in procs.children(self.launcher[0]):
-                    try:
-                        if os.readlink(f"/proc/{child.pid}/ns/pid") != own_ns:
-                            self.pid1 = (child.pid, child.start_ticks)
-                            return child.pid
-                    except OSError:
-                        continue
+            if not (self.launcher and procs.same_process(*self.launcher)):
+                return None  # the pod has already ended (or never started)
+            for child in procs.children(self.launcher[0]):
+                try:
+                    if os.readlink(f"/proc/{child.pid}/ns/pid") != own_ns:
+                        self.pid1 = (child.pid, child.start_ticks)
+                        return child.pid
+                except OSError:
+                    continue
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.05)

@@ -162,8 +162,7 @@ class Kube:
     def remove_release(self, ns, release="citus"):
         """helm uninstall, then delete the namespace (hook leftovers, PVCs) and wait until
         it is gone: the next scenario starts on an idle machine."""
-        # no --wait: Patroni may recreate its <cluster>-<group>-config Service during the
-        # uninstall, and helm would wait for it until its timeout
+        # no --wait: the namespace deletion below waits for everything
         self.helm("uninstall", release, "-n", ns, check=False)
         self.api.delete(f"/api/v1/namespaces/{ns}")
         wait_for(f"namespace {ns} deleted", lambda: self.api.get_or_none(

@@ -163,30 +163,58 @@ def test_patroni_uses_the_charts_service_account(kube, release):
 
 
 # What Patroni does with each rule of the chart's Role (the operations are Patroni's own
-# requests, made here with a ServiceAccount token; all of them are harmless no-ops).
+# requests, made here with a ServiceAccount token; all of them are harmless: no-op patches,
+# and a probe Endpoints object that the deletecollection removes again).
+PROBE = "pck.test/rbac-probe"
+
+
 def _operations(api):
     ep = f"/api/v1/namespaces/{NS}/endpoints"
     labels = {"metadata": {"labels": {"cluster-name": CLUSTER}}}
     return {
-        "configmaps": [
-            ("list configmaps of the cluster (DCS in ConfigMap mode)",
-             lambda: api.get(f"/api/v1/namespaces/{NS}/configmaps",
-                             labelSelector=f"cluster-name={CLUSTER}"))],
         "endpoints": [
-            ("list the cluster's endpoints (DCS read)",
+            ("list the cluster's endpoints (DCS cache)",
              lambda: api.get(ep, labelSelector=f"cluster-name={CLUSTER}")),
+            ("get the leader lock endpoints (leader race re-read)",
+             lambda: api.get(f"{ep}/{CLUSTER}-0")),
             ("patch the leader lock endpoints (DCS write)",
-             lambda: api.patch(f"{ep}/{CLUSTER}-0", labels))],
+             lambda: api.patch(f"{ep}/{CLUSTER}-0", labels)),
+            ("create an endpoints object (first lock / configuration)",
+             lambda: _create_probe_endpoints(api)),
+            ("deletecollection of labelled endpoints (patronictl remove)",
+             lambda: api.request("DELETE", ep, params={"labelSelector": f"{PROBE}=1"}))],
         "pods": [
             ("list the cluster's pods (members)",
              lambda: api.get(f"/api/v1/namespaces/{NS}/pods",
                              labelSelector=f"cluster-name={CLUSTER}")),
             ("patch the own pod's labels/annotations (role label, member status)",
              lambda: api.patch(f"/api/v1/namespaces/{NS}/pods/{CLUSTER}-0-0", labels))],
-        "services": [
-            ("create the <scope>-config service",
-             lambda: _create_config_service(api))],
     }
+
+
+# What the Role deliberately does not allow (Patroni does not need it with use_endpoints).
+def _not_granted(api):
+    return [
+        ("list configmaps (Patroni's ConfigMap mode, unused)",
+         lambda: api.get(f"/api/v1/namespaces/{NS}/configmaps",
+                         labelSelector=f"cluster-name={CLUSTER}")),
+        ("create the <scope>-config service (the chart creates it)",
+         lambda: _create_config_service(api)),
+        ("delete one endpoints object",
+         lambda: api.request("DELETE", f"/api/v1/namespaces/{NS}/endpoints/{CLUSTER}-probe")),
+        ("update (PUT) a pod",
+         lambda: api.put(f"/api/v1/namespaces/{NS}/pods/{CLUSTER}-0-0", {})),
+    ]
+
+
+def _create_probe_endpoints(api):
+    try:
+        api.post(f"/api/v1/namespaces/{NS}/endpoints", {
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": f"{CLUSTER}-rbac-probe", "labels": {PROBE: "1"}}})
+    except KubeError as e:
+        if e.status != 409:  # left by an earlier attempt: authorized all the same
+            raise
 
 
 def _create_config_service(api):
@@ -218,17 +246,15 @@ def _attempt(op, expect_ok, timeout=20):
 def test_rbac_each_rule_guards_a_named_operation(kube, release):
     """For each rule of the chart's Role: a copy of the Role without that rule, bound to a
     fresh ServiceAccount, makes the named Patroni operation(s) fail with 403, and the whole
-    Role allows them all. Note (reported to the chart): with use_endpoints=true Patroni never
-    touches ConfigMaps, and it ignores a 403 when it creates the -config Service (the chart
-    creates it); a cluster whose Role held only the endpoints and pods rules failed over and
-    rejoined without one 403 in a trial run, so those two rules are not strictly needed."""
+    Role allows them all but nothing Patroni does not use (ConfigMaps, creating Services,
+    deleting single Endpoints, replacing pods)."""
     role = kube.api.get(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{CLUSTER}")
     ca = kube.cp.certs / "ca.crt"
     by_resource = {}
     for i, rule in enumerate(role["rules"]):
         for res in rule["resources"]:
             by_resource[res] = i
-    assert set(by_resource) == {"configmaps", "endpoints", "pods", "services"}, role["rules"]
+    assert set(by_resource) == {"endpoints", "pods"}, role["rules"]
     # With the whole Role (a copy bound to a fresh ServiceAccount) every operation works.
     variants = {"all": role["rules"]}
     variants.update({f"no-{r}": [x for j, x in enumerate(role["rules"]) if j != i]
@@ -261,12 +287,19 @@ def test_rbac_each_rule_guards_a_named_operation(kube, release):
                     if not expect_ok and got != "HTTP 403":
                         problems.append(f"without the {res} rule, {what} gave {got}")
                     print(f"rbac {name}: {what}: {got}")
+            if name == "all":
+                for what, op in _not_granted(api):
+                    got = _attempt(op, False)
+                    if got != "HTTP 403":
+                        problems.append(f"the Role should not allow: {what}, gave {got}")
+                    print(f"rbac {name}: not granted: {what}: {got}")
     finally:
         for name in variants:
             sa = f"rbac-probe-{name}"
             kube.api.delete(f"{rb}/rolebindings/{sa}")
             kube.api.delete(f"{rb}/roles/{sa}")
             kube.api.delete(f"/api/v1/namespaces/{NS}/serviceaccounts/{sa}")
+        kube.api.delete(f"/api/v1/namespaces/{NS}/endpoints/{CLUSTER}-rbac-probe")
     assert not problems, "\n".join(problems)
 
 

@@ -71,6 +71,10 @@ struct config {
     char *superuser_password;
     char *replication_username;
     char *replication_password;
+    /* Patroni REST API basic auth for unsafe methods (RESTAPI_AUTH, on by default): both
+     * NULL when it is off. Patroni, patronictl and the leader module's PATCH use them. */
+    char *restapi_username;
+    char *restapi_password;
 
     /* TLS */
     bool ssl_enabled;

@@ -714,6 +714,25 @@ static void load_postgres(struct loader *ld, struct config *cfg)
     cfg->patroni_command = take_str(ld, "PATRONI_COMMAND", "patroni");
 }
 
+/* Patroni's REST API: basic auth on POST/PUT/PATCH/DELETE unless RESTAPI_AUTH is false. */
+static void load_restapi_auth(struct loader *ld, struct config *cfg, const char *secrets_dir)
+{
+    char b[SHOW_MAX];
+    bool enabled;
+    take_bool(ld, "RESTAPI_AUTH", true, &enabled);
+    if (!enabled)
+        return;
+    cfg->restapi_username = take_str(ld, "RESTAPI_USERNAME", "patroni");
+    /* Patroni joins them as username:password for HTTP basic auth (RFC 7617: no ':') */
+    if (cfg->restapi_username && !is_user_name(cfg->restapi_username))
+        diag_error(ld->d, "RESTAPI_USERNAME: \"%s\" is not a valid user name; expected letters, "
+                   "digits, '_', '-' and '.', at most 32 characters",
+                   show(b, cfg->restapi_username));
+    cfg->restapi_password = take_secret(ld, secrets_dir, "RESTAPI_PASSWORD_KEY",
+                                        "restapi-password", "RESTAPI_PASSWORD",
+                                        "Patroni REST API password");
+}
+
 static void load_extensions(struct loader *ld, struct config *cfg)
 {
     char *inline_list = take_str(ld, "EXTENSIONS", NULL);
@@ -819,6 +838,7 @@ int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn e
         cfg->replication_password = take_secret(&ld, secrets_dir, "REPLICATION_PASSWORD_KEY",
                                                 "replication-password", "REPLICATION_PASSWORD",
                                                 "replication password");
+        load_restapi_auth(&ld, cfg, secrets_dir);
     }
     free(secrets_dir);
 
@@ -844,7 +864,7 @@ void config_free(struct config *cfg)
         &cfg->pgdata, &cfg->pg_bin_dir, &cfg->listen_address, &cfg->run_as_user,
         &cfg->run_dir, &cfg->patroni_command, &cfg->superuser_username,
         &cfg->replication_username, &cfg->ssl_cert_dir, &cfg->extensions_file,
-        &cfg->coordinator_host,
+        &cfg->coordinator_host, &cfg->restapi_username,
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         free(*strings[i]);
@@ -852,7 +872,8 @@ void config_free(struct config *cfg)
     }
     free_secret(cfg->superuser_password);
     free_secret(cfg->replication_password);
-    cfg->superuser_password = cfg->replication_password = NULL;
+    free_secret(cfg->restapi_password);
+    cfg->superuser_password = cfg->replication_password = cfg->restapi_password = NULL;
     if (cfg->etcd_hosts)
         for (char **h = cfg->etcd_hosts; *h; h++)
             free(*h);

@@ -405,6 +405,14 @@ char *render_patroni_yaml(const struct config *cfg, bool mask_secrets)
     kv_map(&em, "restapi");
     kv_host_port(&em, "listen", cfg->listen_address, cfg->api_port);
     kv_host_port(&em, "connect_address", cfg->connect_host, cfg->api_port);
+    if (cfg->restapi_username && cfg->restapi_password) {
+        /* Patroni: unsafe methods need these; its own requests to members and patronictl
+         * (PATRONICTL_CONFIG_FILE) send them too */
+        kv_map(&em, "authentication");
+        kv_str(&em, "username", cfg->restapi_username);
+        kv_str(&em, "password", mask_secrets ? MASK : cfg->restapi_password);
+        map_end(&em);
+    }
     map_end(&em);
     if (cfg->citus_enabled) {
         kv_map(&em, "citus");

@@ -33,6 +33,7 @@ def variants(secrets, etcd_port):
                                           SSL_CLIENT_CERT="true", EXTENSIONS="postgis,pg_partman:partman",
                                           POD_DNS_DOMAIN="citusdemo-0-hl.default.svc.cluster.local")
     yield "no-citus", dict(base, CITUS_ENABLED="false", CITUS_GROUP="3", SYNCHRONOUS_MODE="on")
+    yield "rest-api-auth-off", dict(base, RESTAPI_AUTH="false")
 
 
 def main():
@@ -45,7 +46,8 @@ def main():
         etcd.listen(64)
         secrets = os.path.join(tmp, "secrets")
         os.mkdir(secrets)
-        for name, value in (("superuser-password", 'su: "pw" #1\n'), ("replication-password", "true")):
+        for name, value in (("superuser-password", 'su: "pw" #1\n'), ("replication-password", "true"),
+                            ("restapi-password", "api: 'pw' #2\n")):
             with open(os.path.join(secrets, name), "w", encoding="utf-8") as f:
                 f.write(value)
         for name, env in variants(secrets, etcd.getsockname()[1]):
@@ -61,6 +63,12 @@ def main():
             auth = config["postgresql"]["authentication"]
             if auth["superuser"]["password"] != 'su: "pw" #1' or auth["replication"]["password"] != "true":
                 failures.append(f"{name}: passwords did not survive PyYAML")
+            api_auth = config["restapi"].get("authentication")
+            if name == "rest-api-auth-off":
+                if api_auth is not None:
+                    failures.append(f"{name}: restapi.authentication rendered with RESTAPI_AUTH=false")
+            elif api_auth != {"username": "patroni", "password": "api: 'pw' #2"}:
+                failures.append(f"{name}: restapi.authentication is {api_auth!r}")
             print(f"patroni schema: {name}: {'ok' if not problems else 'FAILED'}")
     for f in failures:
         print("FAIL:", f)

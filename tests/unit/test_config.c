@@ -43,6 +43,7 @@ static void assert_no_secret_in_messages(const struct diag *d)
     for (size_t i = 0; i < d->count; i++) {
         assert_null(strstr(d->items[i].message, SUPER_PW));
         assert_null(strstr(d->items[i].message, REPL_PW));
+        assert_null(strstr(d->items[i].message, TEST_API_PW));
         assert_null(strstr(d->items[i].message, "envpass"));
     }
 }
@@ -120,6 +121,8 @@ static void defaults_and_derived_values(void **state)
     assert_string_equal(c->superuser_password, SUPER_PW); /* one trailing newline stripped */
     assert_string_equal(c->replication_username, "replicator");
     assert_string_equal(c->replication_password, REPL_PW);
+    assert_string_equal(c->restapi_username, "patroni");
+    assert_string_equal(c->restapi_password, TEST_API_PW); /* one trailing newline stripped */
     assert_false(c->ssl_enabled);
     assert_int_equal(c->ssl_mode, SSL_MODE_VERIFY_CA);
     assert_string_equal(c->ssl_cert_dir, "/etc/ssl/certs/postgresql");
@@ -213,6 +216,99 @@ static void everything_missing_is_reported_at_once(void **state)
     assert_error("REPLICATION_PASSWORD: not set and /etc/patroni/secrets/replication-password "
                  "does not exist; expected the replication password in that file or in "
                  "REPLICATION_PASSWORD");
+    assert_error("RESTAPI_PASSWORD: not set and /etc/patroni/secrets/restapi-password does not "
+                 "exist; expected the Patroni REST API password in that file or in "
+                 "RESTAPI_PASSWORD");
+}
+
+static char *api_pw_path(struct fixture *f)
+{
+    char *path;
+    if (asprintf(&path, "%s/restapi-password", f->secrets) < 0)
+        abort();
+    return path;
+}
+
+/* REST API auth is on by default: no password is a configuration error, never silence. */
+static void restapi_password_missing(void **state)
+{
+    struct fixture *f = *state;
+    char *path = api_pw_path(f);
+    unlink(path);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "RESTAPI_PASSWORD: not set and %s does not exist; expected the "
+             "Patroni REST API password in that file or in RESTAPI_PASSWORD", path);
+    assert_only_error(msg);
+    assert_null(f->cfg.restapi_password);
+
+    set("RESTAPI_PASSWORD", "envpass"); /* the fallback, only without the file */
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_string_equal(f->cfg.restapi_password, "envpass");
+    free(path);
+}
+
+static void restapi_password_empty_or_unreadable(void **state)
+{
+    struct fixture *f = *state;
+    char *path = api_pw_path(f);
+    free(write_file(f->secrets, "restapi-password", "\n", 1));
+    set("RESTAPI_PASSWORD", "envpass"); /* must not mask the broken file */
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s: file is empty; expected the Patroni REST API password", path);
+    assert_only_error(msg);
+
+    unlink(path);
+    mkdir(path, 0700);
+    snprintf(msg, sizeof(msg), "%s: is not a regular file; expected a file with the Patroni "
+             "REST API password", path);
+    assert_only_error(msg);
+    rmdir(path);
+
+    assert_int_equal(symlink("restapi-password", path), 0); /* a loop: cannot be read */
+    snprintf(msg, sizeof(msg), "%s: cannot be read (Too many levels of symbolic links); expected "
+             "a readable file with the Patroni REST API password", path);
+    assert_only_error(msg);
+    free(path);
+}
+
+static void restapi_key_and_username(void **state)
+{
+    struct fixture *f = *state;
+    free(write_file(f->secrets, "api-key", "p:w \"x\"\n", 8));
+    set("RESTAPI_PASSWORD_KEY", "api-key");
+    set("RESTAPI_USERNAME", "ops.admin");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_string_equal(f->cfg.restapi_username, "ops.admin");
+    assert_string_equal(f->cfg.restapi_password, "p:w \"x\"");
+
+    set("RESTAPI_PASSWORD_KEY", "../api-key");
+    assert_only_error("RESTAPI_PASSWORD_KEY: \"../api-key\" is not a file name; expected a key "
+                      "of the secret (no '/')");
+    set("RESTAPI_PASSWORD_KEY", "api-key");
+    set("RESTAPI_USERNAME", "a:b");
+    assert_only_error("RESTAPI_USERNAME: \"a:b\" is not a valid user name; expected letters, "
+                      "digits, '_', '-' and '.', at most 32 characters");
+}
+
+static void restapi_auth_switched_off(void **state)
+{
+    struct fixture *f = *state;
+    char *path = api_pw_path(f);
+    unlink(path);
+    free(path);
+    set("RESTAPI_AUTH", "false");
+    set("RESTAPI_USERNAME", "a:b"); /* not read when off */
+    int rc = load(f, CONFIG_POD);
+    diag_print(&f->d);
+    assert_int_equal(rc, 0);
+    assert_null(f->cfg.restapi_username);
+    assert_null(f->cfg.restapi_password);
+
+    set("RESTAPI_AUTH", "nope"); /* then the default (on) applies to the rest */
+    set("RESTAPI_USERNAME", "patroni");
+    set("RESTAPI_PASSWORD", "envpass");
+    assert_only_error("RESTAPI_AUTH: \"nope\" is not a boolean; expected true/false, 1/0, "
+                      "yes/no or on/off");
 }
 
 static void citus_group_not_a_number(void **state)
@@ -758,6 +854,7 @@ static void extensions_job_needs_only_its_part(void **state)
     assert_string_equal(f->cfg.coordinator_host, "citusdemo-0.default.svc.cluster.local");
     assert_string_equal(f->cfg.superuser_password, "envpass");
     assert_null(f->cfg.replication_password);
+    assert_null(f->cfg.restapi_password); /* the Job talks only SQL */
     assert_string_equal(f->cfg.citus_database, "citus");
     assert_int_equal(f->cfg.extensions.count, 1);
     assert_true(f->cfg.ssl_enabled);
@@ -785,6 +882,10 @@ int main(void)
         T(defaults_and_derived_values),
         T(explicit_values),
         T(everything_missing_is_reported_at_once),
+        T(restapi_password_missing),
+        T(restapi_password_empty_or_unreadable),
+        T(restapi_key_and_username),
+        T(restapi_auth_switched_off),
         T(citus_group_not_a_number),
         T(citus_group_negative_or_huge),
         T(port_out_of_range),

@@ -158,6 +158,8 @@ static void etcd_without_tls(void **state)
     assert_str(f, "name", "citusdemo-0-1");
     assert_str(f, "restapi/listen", "0.0.0.0:8008");
     assert_str(f, "restapi/connect_address", "127.0.10.2:8008");
+    assert_str(f, "restapi/authentication/username", "patroni");
+    assert_str(f, "restapi/authentication/password", TEST_API_PW);
     assert_plain(f, "citus/group", "0");
     assert_str(f, "citus/database", "citus");
     assert_str(f, "etcd3/hosts/0", "127.0.0.1:2379");
@@ -391,6 +393,35 @@ static void masked_output_has_no_password(void **state)
     assert_str(f, "postgresql/authentication/superuser/password", "********");
     assert_str(f, "postgresql/authentication/replication/password", "********");
     assert_str(f, "postgresql/authentication/rewind/password", "********");
+    assert_null(strstr(f->yaml, TEST_API_PW));
+    assert_str(f, "restapi/authentication/username", "patroni");
+    assert_str(f, "restapi/authentication/password", "********");
+}
+
+static void restapi_auth_off_renders_no_authentication(void **state)
+{
+    struct fixture *f = *state;
+    set("RESTAPI_AUTH", "off");
+    render(f, false);
+    assert_str(f, "restapi/listen", "0.0.0.0:8008");
+    assert_null(node_at(&f->doc, "restapi/authentication"));
+}
+
+static void restapi_tricky_password_round_trips(void **state)
+{
+    struct fixture *f = *state;
+    char *secrets;
+    if (asprintf(&secrets, "%s/secrets", f->dir) < 0)
+        abort();
+    for (size_t i = 0; i < sizeof(tricky_passwords) / sizeof(tricky_passwords[0]); i++) {
+        const char *pw = tricky_passwords[i];
+        if (strchr(pw, '\n'))
+            continue; /* one trailing newline is stripped: covered above */
+        free(write_file(secrets, "restapi-password", pw, strlen(pw)));
+        render(f, false);
+        assert_str(f, "restapi/authentication/password", pw);
+    }
+    free(secrets);
 }
 
 static void only_for_database_pods(void **state)
@@ -425,6 +456,8 @@ int main(void)
         T(ipv6_addresses_in_brackets),
         T(tricky_passwords_round_trip),
         T(masked_output_has_no_password),
+        T(restapi_auth_off_renders_no_authentication),
+        T(restapi_tricky_password_round_trips),
         T(invalid_utf8_fails_cleanly),
         cmocka_unit_test(only_for_database_pods),
     };

@@ -90,6 +90,7 @@ char *make_pod_env(struct fake_env *env)
         abort();
     free(write_file(secrets, "superuser-password", TEST_SUPER_PW "\n", strlen(TEST_SUPER_PW) + 1));
     free(write_file(secrets, "replication-password", TEST_REPL_PW, strlen(TEST_REPL_PW)));
+    free(write_file(secrets, "restapi-password", TEST_API_PW "\n", strlen(TEST_API_PW) + 1));
     char *postgres = write_file(bin, "postgres", "#!/bin/sh\n", 10);
     chmod(postgres, 0755);
     free(postgres);

@@ -25,11 +25,13 @@ void remove_tree(const char *path);
 char *write_file(const char *dir, const char *name, const char *content, size_t len);
 
 /* A valid database pod environment in a new temporary directory (returned): secrets in
- * DIR/secrets (superuser TEST_SUPER_PW with a trailing newline, replication TEST_REPL_PW),
+ * DIR/secrets (superuser TEST_SUPER_PW with a trailing newline, replication TEST_REPL_PW,
+ * REST API TEST_API_PW),
  * PG_BIN_DIR=DIR/bin with an executable `postgres`, etcd3 DCS, member citusdemo-0-1 at
  * 127.0.10.2 in group 0. */
 #define TEST_SUPER_PW "s3cr3t-super"
 #define TEST_REPL_PW "s3cr3t-repl"
+#define TEST_API_PW "s3cr3t-api"
 char *make_pod_env(struct fake_env *env);
 
 /* True when d holds a message of that severity exactly equal to msg; prints all on failure. */

@@ -28,7 +28,7 @@ extern char **environ;
 
 /* Consumed by citus-init itself; the supervised command never sees them. */
 static const char *const secret_variables[] = {"SUPERUSER_PASSWORD", "REPLICATION_PASSWORD",
-                                               NULL};
+                                               "RESTAPI_PASSWORD", NULL};
 
 static const char usage[] =
     "usage: citus-init                       run the pod: prepare, drop to RUN_AS_USER, supervise Patroni\n"

@@ -1,7 +1,8 @@
 """The chart against a real kube-apiserver (no pods run): what `helm template` cannot show.
 
 - every object of the production example passes the API server's own validation;
-- generated passwords survive `helm upgrade` (lookup), explicit ones win and then stay;
+- generated passwords survive `helm upgrade` (lookup), explicit ones win and then stay; an
+  upgrade of a release whose secret lacks a key (restapi-password) adds it;
 - two releases with bypassApiService never clash on the cluster-scoped ClusterRole.
 
 Runs when tests/chart/run found kube-apiserver and kube-controller-manager already built
@@ -103,6 +104,18 @@ def test_generated_passwords_are_kept_across_upgrades(cluster):
     assert now["replication-password"] == first["replication-password"]
     helm(cluster, "upgrade", "rel", CHART, "-n", "db")  # value dropped again: the stored one stays
     assert passwords(cluster, "db")["superuser-password"] == "Expl1cit"
+    # a release from before the REST API password: its secret lacks the key; the upgrade adds
+    # one and keeps the others
+    api = cluster.api()
+    api.patch("/api/v1/namespaces/db/secrets/citusdemo", {"data": {"restapi-password": None}})
+    old = passwords(cluster, "db")
+    assert "restapi-password" not in old
+    helm(cluster, "upgrade", "rel", CHART, "-n", "db")
+    now = passwords(cluster, "db")
+    assert len(now["restapi-password"]) >= 32
+    assert {k: v for k, v in now.items() if k != "restapi-password"} == old
+    helm(cluster, "upgrade", "rel", CHART, "-n", "db")
+    assert passwords(cluster, "db") == now
 
 
 def test_two_releases_with_bypass_api_service(cluster):

@@ -148,6 +148,10 @@ def test_pod_env_contract(default):
         assert e["SECRETS_DIR"] == "/etc/patroni/secrets"
         assert e["SUPERUSER_PASSWORD_KEY"] == "superuser-password"
         assert e["REPLICATION_PASSWORD_KEY"] == "replication-password"
+        assert e["RESTAPI_AUTH"] == "true"
+        assert e["RESTAPI_USERNAME"] == "patroni"
+        assert e["RESTAPI_PASSWORD_KEY"] == "restapi-password"
+        assert "RESTAPI_PASSWORD" not in e, "the password comes from the mounted secret only"
         assert e["PGDATA"] == "/home/postgres/pgdata/pgroot/data"
         assert e["RUN_DIR"] == "/run/citus-init"
         assert e["PATRONICTL_CONFIG_FILE"] == "/run/citus-init/patroni.yml"
@@ -205,7 +209,8 @@ def test_default_mounts(default):
         assert sec["secretName"] == "citusdemo"
         assert sec["defaultMode"] == 0o440
         assert sec["items"] == [{"key": "superuser-password", "path": "superuser-password"},
-                                {"key": "replication-password", "path": "replication-password"}]
+                                {"key": "replication-password", "path": "replication-password"},
+                                {"key": "restapi-password", "path": "restapi-password"}]
         assert mounts(sts)["/etc/patroni/secrets"]["readOnly"] is True
         assert "/etc/ssl/certs/postgresql" not in mounts(sts)
         if g == "0":
@@ -373,35 +378,57 @@ def secret_values(r, name=C):
 
 def test_generated_passwords_are_strong(default):
     pw = secret_values(default)
-    assert set(pw) == {"superuser-password", "replication-password"}
+    assert set(pw) == {"superuser-password", "replication-password", "restapi-password"}
     for v in pw.values():
         assert len(v) >= 32 and v.isalnum()
         assert len(set(v)) > 10
-    assert pw["superuser-password"] != pw["replication-password"]
+    assert len(set(pw.values())) == 3, "each password is generated on its own"
     assert secret_values(render()) != pw, "each fresh install gets new random passwords"
 
 
 def test_explicit_passwords_win():
     r = render({"patroni": {"superuser": {"username": "postgres", "password": "s3cret:'\"x"},
-                            "replication": {"username": "replicator", "password": "rep-pass"}}})
-    assert secret_values(r) == {"superuser-password": "s3cret:'\"x", "replication-password": "rep-pass"}
+                            "replication": {"username": "replicator", "password": "rep-pass"},
+                            "restapi": {"authentication": {"enabled": True, "username": "patroni",
+                                                           "password": "api:pw"}}}})
+    assert secret_values(r) == {"superuser-password": "s3cret:'\"x", "replication-password": "rep-pass",
+                                "restapi-password": "api:pw"}
 
 
 def test_custom_secret_keys():
-    r = render({"secret": {"create": True, "name": "pw", "keys": {"superuserPassword": "su", "replicationPassword": "rep"}}})
-    assert set(secret_values(r, "pw")) == {"su", "rep"}
+    r = render({"secret": {"create": True, "name": "pw", "keys": {"superuserPassword": "su", "replicationPassword": "rep",
+                                                                  "restapiPassword": "api"}}})
+    assert set(secret_values(r, "pw")) == {"su", "rep", "api"}
     e = env(r.get("StatefulSet", "citusdemo-0"))
     assert e["SUPERUSER_PASSWORD_KEY"] == "su" and e["REPLICATION_PASSWORD_KEY"] == "rep"
+    assert e["RESTAPI_PASSWORD_KEY"] == "api"
 
 
 def test_existing_secret():
     r = render({"secret": {"create": False, "name": "mine",
-                           "keys": {"superuserPassword": "postgres-password", "replicationPassword": "standby-password"}}})
+                           "keys": {"superuserPassword": "postgres-password", "replicationPassword": "standby-password",
+                                    "restapiPassword": "api-password"}}})
     assert r.all("Secret") == []
     for sts in r.all("StatefulSet"):
         sec = mounted_volume(sts, "/etc/patroni/secrets")["secret"]
         assert sec["secretName"] == "mine"
-        assert [i["key"] for i in sec["items"]] == ["postgres-password", "standby-password"]
+        assert [i["key"] for i in sec["items"]] == ["postgres-password", "standby-password", "api-password"]
+
+
+def test_restapi_authentication_can_be_switched_off():
+    """Off: citus-init is told so, and an existing secret without the key still mounts."""
+    r = render({"patroni": {"restapi": {"authentication": {"enabled": False, "username": "patroni"}}}})
+    for sts in r.all("StatefulSet"):
+        e = env(sts)
+        assert e["RESTAPI_AUTH"] == "false"
+        assert "RESTAPI_USERNAME" not in e and "RESTAPI_PASSWORD_KEY" not in e
+        sec = mounted_volume(sts, "/etc/patroni/secrets")["secret"]
+        assert [i["key"] for i in sec["items"]] == ["superuser-password", "replication-password"]
+    # the generated secret keeps the key, so switching it on later needs no new password
+    assert "restapi-password" in secret_values(r)
+    e = env(render({"patroni": {"restapi": {"authentication": {"enabled": True, "username": "ops"}}}})
+            .get("StatefulSet", "citusdemo-1"))
+    assert e["RESTAPI_AUTH"] == "true" and e["RESTAPI_USERNAME"] == "ops"
 
 
 def test_clients_see_only_the_superuser_password():
@@ -410,6 +437,7 @@ def test_clients_see_only_the_superuser_password():
         sec = mounted_volume(obj, "/etc/patroni/secrets")["secret"]
         assert [i["key"] for i in sec["items"]] == ["superuser-password"]
         assert "REPLICATION_PASSWORD_KEY" not in env(obj)
+        assert not any(name.startswith("RESTAPI_") for name in env(obj)), "clients talk only SQL"
 
 
 def test_client_certificate_for_clients():

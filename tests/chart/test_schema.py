@@ -30,6 +30,10 @@ SCHEMA_CASES = [
     ("grace period too short", {"terminationGracePeriodSeconds": 3}, ["/terminationGracePeriodSeconds", "minimum"]),
     ("anti-affinity preset", {"podAntiAffinity": "sometimes"}, ["/podAntiAffinity", "value must be one of"]),
     ("storage size", {"storage": {"persistentVolume": {"size": "lots"}}}, ["/storage/persistentVolume/size"]),
+    ("REST API user with a colon", {"patroni": {"restapi": {"authentication": {"username": "a:b"}}}},
+     ["/patroni/restapi/authentication/username"]),
+    ("REST API auth not a boolean", {"patroni": {"restapi": {"authentication": {"enabled": "no"}}}},
+     ["/patroni/restapi/authentication/enabled", "got string, want boolean"]),
 ]
 
 
@@ -51,6 +55,9 @@ TEMPLATE_CASES = [
      "additionalExtensions.enabled needs coordinator.enabled"),
     ("same key for both passwords", {"secret": {"keys": {"superuserPassword": "pw", "replicationPassword": "pw"}}},
      "secret.keys.superuserPassword and secret.keys.replicationPassword are both \"pw\""),
+    ("REST API password sharing a key", {"secret": {"keys": {"restapiPassword": "replication-password"}}},
+     "secret.keys.replicationPassword and secret.keys.restapiPassword are both \"replication-password\": "
+     "each password needs its own key"),
     ("cert-manager without issuer", {"ssl": {"enabled": True, "certManager": {"enabled": True}}},
      "ssl.certManager.issuerRef.name is empty"),
 ]

@@ -182,6 +182,10 @@ clear event instead of starting a member without a password. Argument: dict "roo
       {{- if not .clientOnly }}
       - key: {{ $v.secret.keys.replicationPassword }}
         path: {{ $v.secret.keys.replicationPassword }}
+      {{- if $v.patroni.restapi.authentication.enabled }}
+      - key: {{ $v.secret.keys.restapiPassword }}
+        path: {{ $v.secret.keys.restapiPassword }}
+      {{- end }}
       {{- end }}
 {{- if $v.ssl.enabled }}
 - name: ssl-certs
@@ -260,5 +264,10 @@ capabilities:
 {{- end -}}
 {{- if eq $v.secret.keys.superuserPassword $v.secret.keys.replicationPassword -}}
 {{- fail (printf "secret.keys.superuserPassword and secret.keys.replicationPassword are both %q: the two passwords need different keys" $v.secret.keys.superuserPassword) -}}
+{{- end -}}
+{{- range $name := list "superuserPassword" "replicationPassword" -}}
+{{- if eq (get $v.secret.keys $name) $v.secret.keys.restapiPassword -}}
+{{- fail (printf "secret.keys.%s and secret.keys.restapiPassword are both %q: each password needs its own key" $name $v.secret.keys.restapiPassword) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}

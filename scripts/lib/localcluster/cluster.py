@@ -39,6 +39,7 @@ from . import paths, procs, tls
 
 SUPERUSER_KEY = "superuser-password"
 REPLICATION_KEY = "replication-password"
+RESTAPI_KEY = "restapi-password"
 DEFAULT_EXTENSIONS = "postgis\npostgis_topology\npg_partman:partman\n"
 PRIMARY_ROLES = ("primary", "master")  # Patroni 4.x says primary, 3.x master
 PG_PORT = 5432
@@ -142,6 +143,9 @@ class Pod:
             "PATRONICTL_CONFIG_FILE": f"{POD_RUN}/patroni.yml",
             "REPLICATION_USERNAME": "replicator",
             "REPLICATION_PASSWORD_KEY": REPLICATION_KEY,
+            "RESTAPI_AUTH": "true",
+            "RESTAPI_USERNAME": "patroni",
+            "RESTAPI_PASSWORD_KEY": RESTAPI_KEY,
             "TERMINATION_GRACE_PERIOD": "30",
             "SHUTDOWN_DEADLINE": "25",
             "CLUSTER_NAME": spec.name,
@@ -449,7 +453,7 @@ class Cluster:
         os.chmod(self.dir, 0o700)
         self.secrets_dir.mkdir(exist_ok=True)
         os.chmod(self.secrets_dir, 0o700)
-        for key in (SUPERUSER_KEY, REPLICATION_KEY):
+        for key in (SUPERUSER_KEY, REPLICATION_KEY, RESTAPI_KEY):
             if not (self.secrets_dir / key).exists():
                 atomic_write(self.secrets_dir / key, secrets.token_urlsafe(24), 0o600)
         atomic_write(self.pgpass_file,
@@ -479,7 +483,7 @@ class Cluster:
         return self.secret(SUPERUSER_KEY)
 
     def passwords(self) -> list:
-        return [self.secret(SUPERUSER_KEY), self.secret(REPLICATION_KEY)]
+        return [self.secret(SUPERUSER_KEY), self.secret(REPLICATION_KEY), self.secret(RESTAPI_KEY)]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:

@@ -85,14 +85,18 @@ class ClusterSpec:
     namespace: str = "default"
     ssl: bool = True
     ssl_mode: str = "verify-full"
-    citus: Optional[bool] = None            # None: when the citus extension is installed
+    citus: Optional[bool] = None            # None: DEMO_CITUS, by default auto
     extensions: str = DEFAULT_EXTENSIONS    # content of the EXTENSIONS_FILE
     env: dict = field(default_factory=dict)  # extra variables for every pod
     command: Optional[list] = None          # default: [build/citus-init]
     run_root: Path = paths.RUN
 
     def citus_enabled(self) -> bool:
-        return paths.citus_available() if self.citus is None else self.citus
+        """citus None: DEMO_CITUS decides (auto, the default: when Citus is installed)."""
+        try:
+            return paths.citus_mode(self.citus)[0]
+        except paths.CitusModeError as e:
+            raise ClusterError(str(e)) from None
 
 
 class Pod:

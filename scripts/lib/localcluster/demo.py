@@ -4,13 +4,18 @@
     scripts/demo status          member, group, role, state, address
     scripts/demo psql [ARGS...]  psql on the current coordinator primary
     scripts/demo down [--purge]  stop everything started; --purge also deletes the data
+
+DEMO_CITUS=auto|true|false (default auto: Citus when the citus extension is installed) picks
+the mode of a new cluster; without Citus each group is its own Patroni HA cluster (scope
+<name>-<group>) whose leader creates the extensions. The mode is recorded with the cluster.
 """
 import os
 import sys
 import time
+from pathlib import Path
 
 from . import paths
-from .cluster import Cluster, ClusterError, ClusterSpec
+from .cluster import Cluster, ClusterError, ClusterSpec, atomic_write
 
 USAGE = __doc__.split("\n\n", 1)[1]
 
@@ -23,8 +28,54 @@ def err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def demo_cluster() -> Cluster:
-    return Cluster(ClusterSpec())
+MODE_FILE = "citus-mode"  # in the cluster's directory: "true" or "false", written by up
+
+
+def recorded_mode(spec: ClusterSpec):
+    """The mode an existing demo cluster was created in, or None."""
+    try:
+        value = (Path(spec.run_root) / spec.name / MODE_FILE).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return {"true": True, "false": False}.get(value)
+
+
+def mode_text(enabled: bool, why: str, spec: ClusterSpec) -> str:
+    if enabled:
+        return f"{why}: the groups form one Citus cluster (CITUS_ENABLED=true, scope {spec.name})"
+    scopes = ", ".join(f"{spec.name}-{g}" for g in sorted(spec.groups))
+    return (f"{why}: each group runs as its own Patroni HA cluster (CITUS_ENABLED=false, "
+            f"scopes {scopes}); every group's leader creates the extensions")
+
+
+def demo_cluster(cmd: str) -> tuple:
+    """(Cluster, mode sentence). `up` decides the mode from DEMO_CITUS (and refuses to change
+    the mode of an existing cluster); the other commands use the mode the cluster was created
+    in. A DEMO_CITUS value that is not understood is an error for every command."""
+    spec = ClusterSpec()
+    try:
+        setting = paths.citus_mode_setting()
+        recorded = recorded_mode(spec)
+        if cmd == "up" or recorded is None:
+            enabled, why = paths.citus_mode(setting)
+        else:
+            enabled, why = recorded, "recorded when the cluster was created"
+    except paths.CitusModeError as e:
+        raise ClusterError(str(e)) from None
+    if cmd == "up" and recorded is not None and recorded != enabled:
+        have = "with" if recorded else "without"
+        raise ClusterError(
+            f"{rel(Path(spec.run_root) / spec.name)} holds a cluster created {have} Citus, but "
+            f"{why}; its data cannot change mode: scripts/demo down --purge first (deletes the "
+            f"data), or start it as it was (DEMO_CITUS={str(recorded).lower()})")
+    spec.citus = enabled
+    return Cluster(spec), mode_text(enabled, why, spec)
+
+
+def record_mode(cluster: Cluster) -> None:
+    cluster.dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(cluster.dir, 0o700)
+    atomic_write(cluster.dir / MODE_FILE, "true\n" if cluster.spec.citus else "false\n", 0o600)
 
 
 def print_table(rows: list, out=sys.stdout) -> None:
@@ -53,15 +104,12 @@ def rel(path) -> str:
         return str(path)
 
 
-def cmd_up(cluster: Cluster) -> int:
+def cmd_up(cluster: Cluster, mode: str) -> int:
     binary = paths.citus_init_binary()
     if not os.access(binary, os.X_OK):
         raise ClusterError(f"{binary} is missing: build it with ninja -C {paths.BUILD}")
-    if cluster.spec.citus_enabled():
-        say("Citus is installed: the groups form one Citus cluster (CITUS_ENABLED=true)")
-    else:
-        say(f"Citus is not installed ({paths.citus_control_file()} is missing): each group "
-            "runs as its own Patroni HA cluster (CITUS_ENABLED=false), same extension handling")
+    say(mode)
+    record_mode(cluster)
     started = time.monotonic()
     shape = ", ".join(f"group {g}: {n} members" for g, n in sorted(cluster.spec.groups.items()))
     say(f"starting etcd and {len(cluster.pods)} pods ({shape}); logs in {rel(cluster.dir / 'logs')}/")
@@ -86,7 +134,8 @@ def cmd_up(cluster: Cluster) -> int:
         env = psql_env(cluster, leader)
         ssl = (f" sslmode={env['PGSSLMODE']} sslrootcert={rel(env['PGSSLROOTCERT'])}"
                if cluster.spec.ssl else "")
-        print("Connect:  scripts/demo psql            (coordinator primary, password from "
+        target = "coordinator primary" if cluster.spec.citus else "group 0's primary"
+        print(f"Connect:  scripts/demo psql            ({target}, password from "
               f"{rel(cluster.pgpass_file)})")
         print(f"   or:    PGPASSFILE={rel(cluster.pgpass_file)} psql 'host={leader.dns_name} "
               f"hostaddr={leader.ip} dbname={cluster.database} user=postgres{ssl}'")
@@ -94,12 +143,13 @@ def cmd_up(cluster: Cluster) -> int:
     return 0 if ok else 1
 
 
-def cmd_status(cluster: Cluster) -> int:
+def cmd_status(cluster: Cluster, mode: str) -> int:
     if not cluster.dir.exists():
         err(f"no cluster in {rel(cluster.dir)}: start one with scripts/demo up")
         return 1
     etcd = "running" if cluster.etcd.running() else "stopped"
     print(f"cluster {cluster.spec.name}: etcd {etcd} at {cluster.etcd.client_url}")
+    print(f"mode: {mode}")
     print_table(cluster.status_rows())
     return 0
 
@@ -107,7 +157,8 @@ def cmd_status(cluster: Cluster) -> int:
 def cmd_psql(cluster: Cluster, args: list) -> int:
     leader = cluster.leader(0)
     if leader is None:
-        err("no running coordinator primary (group 0); see scripts/demo status")
+        err(f"no running {'coordinator ' if cluster.spec.citus else ''}primary in group 0; "
+            "see scripts/demo status")
         return 1
     os.execvpe("psql", ["psql", *args], psql_env(cluster, leader))
     return 127  # not reached
@@ -134,12 +185,12 @@ def main(argv: list) -> int:
     if cmd in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    cluster = demo_cluster()
     try:
+        cluster, mode = demo_cluster(cmd)
         if cmd == "up" and not args:
-            return cmd_up(cluster)
+            return cmd_up(cluster, mode)
         if cmd == "status" and not args:
-            return cmd_status(cluster)
+            return cmd_status(cluster, mode)
         if cmd == "psql":
             return cmd_psql(cluster, args)
         if cmd == "down":

@@ -2,6 +2,7 @@
 import glob
 import os
 from pathlib import Path
+from typing import Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV = Path(os.environ.get("VENV", ROOT / ".venv"))
@@ -32,3 +33,43 @@ def citus_control_file() -> Path:
 
 def citus_available() -> bool:
     return citus_control_file().is_file()
+
+
+CITUS_MODE_VAR = "DEMO_CITUS"
+CITUS_MODES = ("auto", "true", "false")
+
+
+class CitusModeError(ValueError):
+    """DEMO_CITUS holds something unknown, or asks for Citus where it is not installed."""
+
+
+def citus_mode_setting() -> Optional[bool]:
+    """DEMO_CITUS: None for auto (the default, also when unset or empty), True or False."""
+    raw = os.environ.get(CITUS_MODE_VAR, "")
+    value = raw.strip().lower() or "auto"
+    if value not in CITUS_MODES:
+        raise CitusModeError(f"{CITUS_MODE_VAR}={raw!r} is not understood; expected auto "
+                             "(the default: Citus when it is installed), true or false")
+    return None if value == "auto" else value == "true"
+
+
+def citus_mode(requested: Optional[bool] = None) -> Tuple[bool, str]:
+    """(Citus on?, why) for a cluster. `requested` is ClusterSpec.citus: True/False force the
+    mode; None reads DEMO_CITUS (auto: Citus exactly when the citus extension is installed).
+    Asking for Citus where it is not installed is an error."""
+    control = citus_control_file()
+    if requested is None:
+        requested = citus_mode_setting()
+        if requested is None:
+            if control.is_file():
+                return True, f"Citus is installed ({control})"
+            return False, f"Citus is not installed ({control} is missing)"
+        source = f"{CITUS_MODE_VAR}={str(requested).lower()}"
+    else:
+        source = f"the cluster spec (citus={requested})"
+    if not requested:
+        return False, f"Citus disabled by {source}"
+    if not control.is_file():
+        raise CitusModeError(f"Citus requested by {source}, but it is not installed: {control} "
+                             "is missing")
+    return True, f"Citus requested by {source} ({control})"

@@ -49,8 +49,10 @@ static inline bool leader_owns_extensions(const struct config *cfg)
     return !cfg->citus_enabled || cfg->citus_group == 0;
 }
 
-/* The URL of the local REST API: LISTEN_ADDRESS unless it is a wildcard, else 127.0.0.1.
- * Written into buf; returns buf. */
+/* The URL of path (e.g. "/config") on the local REST API: LISTEN_ADDRESS unless it is a
+ * wildcard, else 127.0.0.1. Written into buf; returns buf. */
+char *leader_api_url(const struct config *cfg, const char *path, char *buf, size_t size);
+/* leader_api_url(cfg, "/patroni", ...): where the role and state are asked. */
 char *leader_patroni_url(const struct config *cfg, char *buf, size_t size);
 
 #endif

@@ -26,6 +26,13 @@
  * LEADER_POLL_INTERVAL_MS. A steady member (running/streaming) is asked at the configured
  * interval. Unanswered requests cost nothing; answered ones a few ms of Patroni's time. */
 #define TRANSITION_POLL_S 0.1
+/* Citus coordinator. Patroni's Citus handler accepts a worker leader's event (its
+ * after_promote POST to /citus) only once the coordinator's first HA cycle as leader has run
+ * sync_meta_data, and that cycle comes loop_wait after bootstrap or promotion: a worker that
+ * became leader in between waits for it to be registered. A PATCH /config that changes
+ * nothing (removing a key that does not exist) writes nothing to the DCS and makes Patroni
+ * run its HA loop at once (api.py, do_PATCH_config: ha.wakeup()). */
+#define WAKE_BODY "{\"citus_init_wakeup\":null}"
 
 struct leader_watch {
     struct ev_loop *loop;
@@ -53,6 +60,13 @@ struct leader_watch {
     bool file_missing_logged;
     struct ext_run *run;
     bool last_run_complete; /* the last run ended without giving up (no transient leftovers) */
+
+    /* the coordinator's early HA cycle (WAKE_BODY) */
+    bool wake_on_leader;
+    CURL *wake;
+    bool wake_in_flight;
+    char wake_url[300];
+    struct curl_slist *wake_headers;
 };
 
 /* ------------------------------------------------------------------ pure helpers */
@@ -89,7 +103,7 @@ out:
     return st;
 }
 
-char *leader_patroni_url(const struct config *cfg, char *buf, size_t size)
+char *leader_api_url(const struct config *cfg, const char *path, char *buf, size_t size)
 {
     /* LISTEN_ADDRESS may be a list (PostgreSQL syntax): the first address will do. */
     char addr[256];
@@ -103,9 +117,14 @@ char *leader_patroni_url(const struct config *cfg, char *buf, size_t size)
         strcmp(addr, "*") == 0)
         snprintf(addr, sizeof addr, "127.0.0.1");
     bool v6 = strchr(addr, ':') != NULL;
-    snprintf(buf, size, "http://%s%s%s:%d/patroni", v6 ? "[" : "", addr, v6 ? "]" : "",
-             cfg->api_port);
+    snprintf(buf, size, "http://%s%s%s:%d%s", v6 ? "[" : "", addr, v6 ? "]" : "", cfg->api_port,
+             path);
     return buf;
+}
+
+char *leader_patroni_url(const struct config *cfg, char *buf, size_t size)
+{
+    return leader_api_url(cfg, "/patroni", buf, size);
 }
 
 /* ------------------------------------------------------------------ extension lists */
@@ -270,6 +289,8 @@ static void on_file_change(struct ev_loop *loop, ev_stat *st, int revents)
     check_file(st->data);
 }
 
+static void send_wakeup(struct leader_watch *w);
+
 static void become_leader(struct leader_watch *w, bool leader, const char *role)
 {
     if (leader == w->leader)
@@ -282,6 +303,8 @@ static void become_leader(struct leader_watch *w, bool leader, const char *role)
                  NULL);
         w->last_run_complete = false;
         start_run(w, &w->list);
+        if (w->wake_on_leader)
+            send_wakeup(w);
     } else {
         log_info("this member is no longer the leader", "role", role, NULL);
         if (w->run) {
@@ -367,13 +390,57 @@ static void request_finished(struct leader_watch *w, CURLcode rc)
     become_leader(w, st == PATRONI_LEADER, role);
 }
 
+static size_t discard_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    (void)data;
+    (void)userp;
+    return size * nmemb;
+}
+
+static void send_wakeup(struct leader_watch *w)
+{
+    if (w->wake_in_flight)
+        return;
+    if (curl_multi_add_handle(w->multi, w->wake) != CURLM_OK) {
+        log_warn("cannot ask Patroni for an early HA cycle; Citus workers are registered on "
+                 "its next cycle", "url", w->wake_url, NULL);
+        return;
+    }
+    w->wake_in_flight = true;
+}
+
+static void wakeup_finished(struct leader_watch *w, CURLcode rc)
+{
+    w->wake_in_flight = false;
+    curl_multi_remove_handle(w->multi, w->wake);
+    long code = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(w->wake, CURLINFO_RESPONSE_CODE, &code);
+    char status[24];
+    snprintf(status, sizeof status, "%ld", code);
+    if (code == 200) {
+        log_info("asked Patroni for an HA cycle now, so Citus takes worker leaders at once",
+                 "url", w->wake_url, NULL);
+        return;
+    }
+    /* Not fatal: Patroni's next cycle (loop_wait) does the same work. */
+    log_warn("Patroni refused an early HA cycle; Citus workers are registered on its next "
+             "cycle", "url", w->wake_url, "http_status", status, "error",
+             rc == CURLE_OK ? "-" : curl_easy_strerror(rc), NULL);
+}
+
 static void check_finished(struct leader_watch *w)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(w->multi, &left)) != NULL)
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == w->easy)
+    while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        if (msg->easy_handle == w->easy)
             request_finished(w, msg->data.result);
+        else if (msg->easy_handle == w->wake)
+            wakeup_finished(w, msg->data.result);
+    }
 }
 
 static void on_curl_socket_ready(struct ev_loop *loop, ev_io *io, int revents)
@@ -501,6 +568,27 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
     curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w);
     curl_easy_setopt(w->easy, CURLOPT_PROTOCOLS_STR, "http");
+    w->wake_on_leader = cfg->citus_enabled && cfg->citus_group == 0;
+    if (w->wake_on_leader) {
+        w->wake = curl_easy_init();
+        w->wake_headers = curl_slist_append(NULL, "Content-Type: application/json");
+        if (!w->wake || !w->wake_headers) {
+            log_error("cannot set up HTTP requests; extensions will not be created", NULL);
+            leader_watch_stop(w);
+            return NULL;
+        }
+        leader_api_url(cfg, "/config", w->wake_url, sizeof w->wake_url);
+        curl_easy_setopt(w->wake, CURLOPT_URL, w->wake_url);
+        curl_easy_setopt(w->wake, CURLOPT_CUSTOMREQUEST, "PATCH");
+        curl_easy_setopt(w->wake, CURLOPT_POSTFIELDS, WAKE_BODY);
+        curl_easy_setopt(w->wake, CURLOPT_HTTPHEADER, w->wake_headers);
+        curl_easy_setopt(w->wake, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(w->wake, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(w->wake, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+        curl_easy_setopt(w->wake, CURLOPT_TIMEOUT_MS, 5000L);
+        curl_easy_setopt(w->wake, CURLOPT_WRITEFUNCTION, discard_body);
+        curl_easy_setopt(w->wake, CURLOPT_PROTOCOLS_STR, "http");
+    }
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
@@ -544,8 +632,13 @@ void leader_watch_stop(struct leader_watch *w)
     }
     if (w->multi && w->easy && w->in_flight)
         curl_multi_remove_handle(w->multi, w->easy); /* closes its socket via curl_socket_cb */
+    if (w->multi && w->wake && w->wake_in_flight)
+        curl_multi_remove_handle(w->multi, w->wake);
     if (w->easy)
         curl_easy_cleanup(w->easy);
+    if (w->wake)
+        curl_easy_cleanup(w->wake);
+    curl_slist_free_all(w->wake_headers);
     if (w->multi)
         curl_multi_cleanup(w->multi);
     free(w->body);

@@ -88,6 +88,8 @@ static void url_and_ownership(void **unused)
     assert_string_equal(leader_patroni_url(&cfg, buf, sizeof buf), "http://[::1]:9000/patroni");
     cfg.listen_address = "::";
     assert_string_equal(leader_patroni_url(&cfg, buf, sizeof buf), "http://127.0.0.1:9000/patroni");
+    assert_string_equal(leader_api_url(&cfg, "/config", buf, sizeof buf),
+                        "http://127.0.0.1:9000/config");
 
     cfg.citus_enabled = true;
     cfg.citus_group = 0;

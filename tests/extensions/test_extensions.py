@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -253,11 +252,8 @@ def test_oneshot_unreachable_coordinator_fails_clearly(citus_init, net, workdir)
 # ---------------------------------------------------------------- promotions
 
 def post_json(pod, path, body, timeout=30):
-    req = urllib.request.Request(f"http://{pod.ip}:{cluster.API_PORT}{path}",
-                                 data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return r.status
+    """POST with the pod's REST API credentials (unsafe methods need them by default)."""
+    return pod.api("POST", path, body, timeout=timeout)[0]
 
 
 def switchover(old, new):

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import base64
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -136,8 +138,9 @@ class Etcd:
 
 
 def new_passwords():
-    """Random superuser/replication passwords (distinctive, so logs can be searched)."""
-    return {"superuser": "su-" + os.urandom(9).hex(), "replication": "rep-" + os.urandom(9).hex()}
+    """Random superuser/replication/REST API passwords (distinctive, so logs can be searched)."""
+    return {"superuser": "su-" + os.urandom(9).hex(), "replication": "rep-" + os.urandom(9).hex(),
+            "restapi": "api-" + os.urandom(9).hex()}
 
 
 class Pod:
@@ -162,6 +165,7 @@ class Pod:
         self.passwords = passwords or new_passwords()
         (self.secrets / "superuser-password").write_text(self.passwords["superuser"] + "\n")
         (self.secrets / "replication-password").write_text(self.passwords["replication"] + "\n")
+        (self.secrets / "restapi-password").write_text(self.passwords["restapi"] + "\n")
         self.binary = Path(citus_init or paths.citus_init_binary())
         self.env = {
             "PATH": f"{paths.VENV}/bin:/usr/local/bin:/usr/bin:/bin",
@@ -239,6 +243,18 @@ class Pod:
         kids = procs.children(self.proc.popen.pid)
         return kids[0] if kids else None
 
+    def exec(self, args, env=None, timeout=60):
+        """Like `kubectl exec POD -- ARGS`: root, in the pod's mount and PID namespaces, with
+        the pod's environment (plus env); returns the CompletedProcess (text)."""
+        p1 = self.pid1()
+        if not p1:
+            raise PodExited(f"pod {self.name} is not running")
+        pod_env = dict(self.env, **(env or {}))
+        env_args = [f"{k}={v}" for k, v in pod_env.items() if v is not None]
+        return subprocess.run(["nsenter", "-t", str(p1.pid), "-m", "-p", "--", "env", "-i",
+                               *env_args, *args], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+
     def stop(self, timeout=30):
         """SIGTERM to PID 1, wait; SIGKILL to PID 1 (the kernel then kills the namespace)."""
         if not self.proc:
@@ -262,6 +278,24 @@ class Pod:
     def patroni(self, path="/patroni", timeout=2):
         with urllib.request.urlopen(f"http://{self.ip}:{API_PORT}{path}", timeout=timeout) as r:
             return json.loads(r.read().decode())
+
+    def api(self, method, path, body=None, auth=True, timeout=30):
+        """A request to the pod's Patroni REST API; auth: basic auth with the pod's REST API
+        credentials (the chart's default user, patroni). Returns (status, body text); HTTP
+        errors are returned, not raised."""
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            user = self.env.get("RESTAPI_USERNAME") or "patroni"
+            token = base64.b64encode(f"{user}:{self.passwords['restapi']}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://{self.ip}:{API_PORT}{path}", data=data,
+                                     method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
 
     def is_leader(self):
         try:

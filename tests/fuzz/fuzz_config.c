@@ -25,6 +25,7 @@ static const char *const base_env[] = {
     "POD_NAME=citusdemo-0-1", "POD_IP=127.0.10.2", "CLUSTER_NAME=citusdemo", "CITUS_GROUP=0",
     "ETCD_HOSTS=127.0.0.1:2379", "SECRETS_DIR=/nonexistent/secrets",
     "SUPERUSER_PASSWORD=fuzz-super", "REPLICATION_PASSWORD=fuzz-repl",
+    "RESTAPI_PASSWORD=fuzz-api",
     "PG_BIN_DIR=/bin", /* holds no postgres: tests/fuzz/run points it at a fake one */
     NULL,
 };

@@ -53,7 +53,8 @@ def check(citus_init, ssl_dir, mode="verify-ca"):
         "CLUSTER_NAME": "citusdemo", "CITUS_GROUP": "1", "ETCD_HOSTS": "127.0.66.3:2379",
         "POD_DNS_DOMAIN": "citusdemo-1-hl.default.svc.cluster.local",
         "SECRETS_DIR": "/nonexistent", "SUPERUSER_PASSWORD": "not-logged-1",
-        "REPLICATION_PASSWORD": "not-logged-2", "SSL_ENABLED": "true", "SSL_MODE": mode,
+        "REPLICATION_PASSWORD": "not-logged-2", "RESTAPI_PASSWORD": "not-logged-3",
+        "SSL_ENABLED": "true", "SSL_MODE": mode,
         "SSL_CERT_DIR": str(ssl_dir), "PGDATA": str(ssl_dir / "pgdata"),
     }
     r = subprocess.run([str(citus_init), "check"], env=env, capture_output=True, text=True)

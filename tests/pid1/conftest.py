@@ -131,6 +131,7 @@ def workdir():
 
 SUPERUSER_PASSWORD = 'S3cr"et:pw'
 REPLICATION_PASSWORD = "r3pl-Secret"
+RESTAPI_PASSWORD = "ap1-Secret"
 
 
 @pytest.fixture
@@ -140,6 +141,7 @@ def pod(workdir):
     secrets.mkdir()
     (secrets / "superuser-password").write_text(SUPERUSER_PASSWORD + "\n")
     (secrets / "replication-password").write_text(REPLICATION_PASSWORD)
+    (secrets / "restapi-password").write_text(RESTAPI_PASSWORD + "\n")
     for f in secrets.iterdir():
         f.chmod(0o644)
     secrets.chmod(0o755)

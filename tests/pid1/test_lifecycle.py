@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import POSTGRES, REPLICATION_PASSWORD, SUPERUSER_PASSWORD
+from conftest import POSTGRES, REPLICATION_PASSWORD, RESTAPI_PASSWORD, SUPERUSER_PASSWORD
 
 PG_UID, PG_GID = POSTGRES.pw_uid, POSTGRES.pw_gid
 AS_POSTGRES = ["setpriv", f"--reuid={PG_UID}", f"--regid={PG_GID}", "--clear-groups"]
@@ -22,7 +22,7 @@ def owner_mode(path):
 
 
 def no_secret_in(text):
-    return SUPERUSER_PASSWORD not in text and REPLICATION_PASSWORD not in text
+    return all(pw not in text for pw in (SUPERUSER_PASSWORD, REPLICATION_PASSWORD, RESTAPI_PASSWORD))
 
 
 def test_privilege_drop_leaves_exactly_postgres(pid1, pod):
@@ -53,6 +53,7 @@ def test_files_prepared_as_root(pid1, pod):
     assert sorted(os.listdir(pod["run_dir"])) == ["patroni.yml"]  # no temp file left
     doc = yaml.safe_load(config.read_text())
     assert doc["postgresql"]["authentication"]["superuser"]["password"] == SUPERUSER_PASSWORD
+    assert doc["restapi"]["authentication"] == {"username": "patroni", "password": RESTAPI_PASSWORD}
     assert doc["postgresql"]["data_dir"] == str(pod["pgdata"])
     for phase in ("configuration loaded", "files prepared", "privileges dropped"):
         assert f'msg="{phase}"' in p.stderr and "duration_ms=" in p.stderr
@@ -61,15 +62,16 @@ def test_files_prepared_as_root(pid1, pod):
 
 def test_child_environment(pid1, pod):
     env = dict(pod["env"], PATRONI_LOG_LEVEL="DEBUG", SUPERUSER_PASSWORD="env-fallback-pw",
-               HOME="/root", USER="root")
+               RESTAPI_PASSWORD="env-api-pw", HOME="/root", USER="root")
     p = pid1(run("env"), env=env)
     assert p.wait() == 0, p.stderr
     child = dict(line.split("=", 1) for line in p.stdout.splitlines())
     assert child["PATRONI_LOG_LEVEL"] == "DEBUG"  # PATRONI_* untouched
     assert child["HOME"] == POSTGRES.pw_dir
     assert child["USER"] == child["LOGNAME"] == "postgres"
-    assert "SUPERUSER_PASSWORD" not in child
-    assert not any(SUPERUSER_PASSWORD in v or REPLICATION_PASSWORD in v for v in child.values())
+    assert "SUPERUSER_PASSWORD" not in child and "RESTAPI_PASSWORD" not in child
+    assert not any(SUPERUSER_PASSWORD in v or REPLICATION_PASSWORD in v or RESTAPI_PASSWORD in v
+                   or "env-api-pw" in v for v in child.values())
 
 
 def test_restart_rewrites_nothing(pid1, pod):
@@ -180,6 +182,7 @@ def test_check_prints_masked_yaml_and_changes_nothing(pid1, pod):
     assert p.wait() == 0, p.stderr
     doc = yaml.safe_load(p.stdout)
     assert doc["postgresql"]["authentication"]["superuser"]["password"] == "********"
+    assert doc["restapi"]["authentication"] == {"username": "patroni", "password": "********"}
     assert no_secret_in(p.stdout + p.stderr)
     assert not pod["pgdata"].parent.exists() and not pod["run_dir"].exists()
 

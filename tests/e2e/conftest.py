@@ -10,12 +10,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "lib"))
-from localcluster import Cluster, ClusterSpec, paths  # noqa: E402
+from localcluster import PRIMARY_ROLES, Cluster, ClusterSpec, paths, procs  # noqa: E402
 
 E2E_RUN = paths.RUN / "e2e"
-CITUS = paths.citus_available()
-needs_citus = pytest.mark.skipif(
-    not CITUS, reason=f"Citus is not installed ({paths.citus_control_file()} is missing)")
+# The mode of clusters whose spec leaves citus at None: DEMO_CITUS (auto by default: Citus
+# when it is installed). Citus-only tests skip with the reason otherwise.
+CITUS, CITUS_WHY = paths.citus_mode()
+needs_citus = pytest.mark.skipif(not CITUS, reason=CITUS_WHY)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,10 +67,45 @@ def wait_replica_streaming(cluster: Cluster, pod, timeout: float = 120) -> None:
     cluster.wait_for(f"{pod.name} streaming as a replica", check, timeout)
 
 
+def assert_one_leader_per_group_streaming(cluster: Cluster) -> None:
+    """Patroni reports exactly one leader per group, every other member a replica that
+    streams from it."""
+    for g in cluster.groups:
+        roles = {p.name: p.patroni_state().get("role") for p in cluster.group(g)}
+        leaders = [n for n, r in roles.items() if r in PRIMARY_ROLES]
+        assert len(leaders) == 1, f"group {g}: roles {roles}"
+        leader = cluster.pods[leaders[0]]
+        replicas = {n for n in roles if n != leaders[0]}
+        assert replicas <= cluster.streaming_replicas(leader), f"group {g}"
+        assert all(roles[n] == "replica" for n in replicas), f"group {g}: roles {roles}"
+
+
 def execute(pod, sql: str, params=None, dbname=None):
     with pod.connect(dbname=dbname) as conn, conn.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall() if cur.description else None
+
+
+def write_resumes(cluster: Cluster, note: str, group: int = 0, table: str = "e2e_writes",
+                  timeout: float = 60) -> None:
+    """An INSERT of note into table (columns id serial, note text) through the group's
+    current leader succeeds within timeout."""
+    def write():
+        execute(cluster.writable_leader(group), f"INSERT INTO {table} (note) VALUES (%s)",
+                (note,))
+        return True
+    cluster.wait_for(f"a successful write in group {group} ({note})", write, timeout)
+
+
+def gone_without_trace(pod, pid_ns: str, timeout: float = 10) -> None:
+    """Nothing of the pod is left (zombies the host reaps a moment later aside)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in procs.in_namespace(pid_ns) if p.state != "Z"]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"{pod.name}: processes left in its PID namespace: {left}"
 
 
 def lasting_zombies(pod, rounds: int = 3) -> list:

@@ -4,7 +4,8 @@ clients, replication and Citus' own connections, the documented in-pod commands.
 import psycopg2
 import pytest
 
-from conftest import CITUS, assert_pod_hygiene, execute, needs_citus, new_cluster
+from conftest import (CITUS, assert_one_leader_per_group_streaming, assert_pod_hygiene, execute,
+                      needs_citus, new_cluster)
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +25,7 @@ def test_every_pod_runs_citus_init_as_pid1(cluster):
 
 
 def test_one_leader_per_group_and_replicas_stream(cluster):
-    for g in cluster.groups:
-        roles = {p.name: p.patroni_state().get("role") for p in cluster.group(g)}
-        leaders = [n for n, r in roles.items() if r in ("primary", "master")]
-        assert len(leaders) == 1, f"group {g}: roles {roles}"
-        leader = cluster.pods[leaders[0]]
-        replicas = {n for n in roles if n != leaders[0]}
-        assert replicas <= cluster.streaming_replicas(leader), f"group {g}"
-        assert all(roles[n] == "replica" for n in replicas), f"group {g}: roles {roles}"
+    assert_one_leader_per_group_streaming(cluster)
 
 
 def test_extensions_exist_on_the_coordinator_leader(cluster):

@@ -6,9 +6,8 @@ import time
 
 import pytest
 
-from conftest import (assert_pod_hygiene, execute, needs_citus, new_cluster, other_members,
-                      wait_new_leader, wait_replica_streaming)
-from localcluster import procs
+from conftest import (assert_pod_hygiene, execute, gone_without_trace, needs_citus, new_cluster,
+                      other_members, wait_new_leader, wait_replica_streaming, write_resumes)
 
 
 @pytest.fixture(scope="module")
@@ -21,26 +20,6 @@ def cluster(request):
     execute(c.writable_leader(0), "CREATE TABLE IF NOT EXISTS e2e_writes (id serial PRIMARY KEY,"
                                   " note text)")
     return c
-
-
-def write_resumes(cluster, note: str, timeout: float = 60) -> None:
-    """A write through the coordinator's current leader succeeds within timeout."""
-    def write():
-        leader = cluster.writable_leader(0)
-        execute(leader, "INSERT INTO e2e_writes (note) VALUES (%s)", (note,))
-        return True
-    cluster.wait_for(f"a successful write ({note})", write, timeout)
-
-
-def gone_without_trace(pod, pid_ns: str, timeout: float = 10) -> None:
-    """Nothing of the pod is left (zombies the host reaps a moment later aside)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [p for p in procs.in_namespace(pid_ns) if p.state != "Z"]
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert not left, f"{pod.name}: processes left in its PID namespace: {left}"
 
 
 def test_unplanned_coordinator_failover(cluster):

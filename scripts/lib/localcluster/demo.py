@@ -40,26 +40,26 @@ def recorded_mode(spec: ClusterSpec):
     return {"true": True, "false": False}.get(value)
 
 
-def mode_text(enabled: bool, why: str, spec: ClusterSpec) -> str:
+def mode_text(enabled: bool, spec: ClusterSpec) -> str:
     if enabled:
-        return f"{why}: the groups form one Citus cluster (CITUS_ENABLED=true, scope {spec.name})"
+        return f"the groups form one Citus cluster (CITUS_ENABLED=true, scope {spec.name})"
     scopes = ", ".join(f"{spec.name}-{g}" for g in sorted(spec.groups))
-    return (f"{why}: each group runs as its own Patroni HA cluster (CITUS_ENABLED=false, "
-            f"scopes {scopes}); every group's leader creates the extensions")
+    return (f"each group runs as its own Patroni HA cluster (CITUS_ENABLED=false, scopes "
+            f"{scopes}); every group's leader creates the extensions")
 
 
 def demo_cluster(cmd: str) -> tuple:
-    """(Cluster, mode sentence). `up` decides the mode from DEMO_CITUS (and refuses to change
+    """(Cluster, why this mode). `up` decides the mode from DEMO_CITUS (and refuses to change
     the mode of an existing cluster); the other commands use the mode the cluster was created
     in. A DEMO_CITUS value that is not understood is an error for every command."""
     spec = ClusterSpec()
+    recorded = recorded_mode(spec)
     try:
-        setting = paths.citus_mode_setting()
-        recorded = recorded_mode(spec)
         if cmd == "up" or recorded is None:
-            enabled, why = paths.citus_mode(setting)
+            enabled, why = paths.citus_mode()
         else:
-            enabled, why = recorded, "recorded when the cluster was created"
+            paths.citus_mode_setting()
+            enabled, why = recorded, "recorded by scripts/demo up"
     except paths.CitusModeError as e:
         raise ClusterError(str(e)) from None
     if cmd == "up" and recorded is not None and recorded != enabled:
@@ -69,7 +69,7 @@ def demo_cluster(cmd: str) -> tuple:
             f"{why}; its data cannot change mode: scripts/demo down --purge first (deletes the "
             f"data), or start it as it was (DEMO_CITUS={str(recorded).lower()})")
     spec.citus = enabled
-    return Cluster(spec), mode_text(enabled, why, spec)
+    return Cluster(spec), why
 
 
 def record_mode(cluster: Cluster) -> None:
@@ -104,11 +104,11 @@ def rel(path) -> str:
         return str(path)
 
 
-def cmd_up(cluster: Cluster, mode: str) -> int:
+def cmd_up(cluster: Cluster, why: str) -> int:
     binary = paths.citus_init_binary()
     if not os.access(binary, os.X_OK):
         raise ClusterError(f"{binary} is missing: build it with ninja -C {paths.BUILD}")
-    say(mode)
+    say(f"{why}: {mode_text(cluster.spec.citus, cluster.spec)}")
     record_mode(cluster)
     started = time.monotonic()
     shape = ", ".join(f"group {g}: {n} members" for g, n in sorted(cluster.spec.groups.items()))
@@ -143,13 +143,13 @@ def cmd_up(cluster: Cluster, mode: str) -> int:
     return 0 if ok else 1
 
 
-def cmd_status(cluster: Cluster, mode: str) -> int:
+def cmd_status(cluster: Cluster, why: str) -> int:
     if not cluster.dir.exists():
         err(f"no cluster in {rel(cluster.dir)}: start one with scripts/demo up")
         return 1
     etcd = "running" if cluster.etcd.running() else "stopped"
     print(f"cluster {cluster.spec.name}: etcd {etcd} at {cluster.etcd.client_url}")
-    print(f"mode: {mode}")
+    print(f"mode: {mode_text(cluster.spec.citus, cluster.spec)} ({why})")
     print_table(cluster.status_rows())
     return 0
 
@@ -186,11 +186,11 @@ def main(argv: list) -> int:
         print(USAGE)
         return 0
     try:
-        cluster, mode = demo_cluster(cmd)
+        cluster, why = demo_cluster(cmd)
         if cmd == "up" and not args:
-            return cmd_up(cluster, mode)
+            return cmd_up(cluster, why)
         if cmd == "status" and not args:
-            return cmd_status(cluster, mode)
+            return cmd_status(cluster, why)
         if cmd == "psql":
             return cmd_psql(cluster, args)
         if cmd == "down":

@@ -588,6 +588,13 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
         curl_easy_setopt(w->wake, CURLOPT_TIMEOUT_MS, 5000L);
         curl_easy_setopt(w->wake, CURLOPT_WRITEFUNCTION, discard_body);
         curl_easy_setopt(w->wake, CURLOPT_PROTOCOLS_STR, "http");
+        if (cfg->restapi_password) {
+            /* PATCH is an unsafe method: Patroni wants the REST API credentials (libcurl
+             * keeps its own copies; the password never reaches a log line) */
+            curl_easy_setopt(w->wake, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+            curl_easy_setopt(w->wake, CURLOPT_USERNAME, cfg->restapi_username);
+            curl_easy_setopt(w->wake, CURLOPT_PASSWORD, cfg->restapi_password);
+        }
     }
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);

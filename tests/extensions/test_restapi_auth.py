@@ -9,7 +9,8 @@ Real etcd, PostgreSQL and Patroni, citus-init as PID 1 of each simulated pod (te
 - no password appears in any pod's log;
 - RESTAPI_AUTH=false renders no authentication; a missing password file stops the pod (78);
 - in Citus mode the coordinator's POST /citus (workers' notifications) is behind the same
-  credentials, so every member must share them.
+  credentials, so every member must share them; the leader module's PATCH /config wakeup
+  sends them.
 """
 import base64
 import json
@@ -187,7 +188,9 @@ def test_citus_notifications_need_the_shared_credentials(pods):
     if not cluster.paths.citus_available():
         pytest.skip(f"citus is not installed ({cluster.paths.citus_control_file()} is missing)")
     pw = cluster.new_passwords()
-    base = {"CLUSTER_NAME": "authcitus", "CITUS_ENABLED": "true", "CITUS_DATABASE": "citus"}
+    # an extension list, so the coordinator loads the leader module (its PATCH /config wakeup)
+    base = {"CLUSTER_NAME": "authcitus", "CITUS_ENABLED": "true", "CITUS_DATABASE": "citus",
+            "EXTENSIONS": "citext"}
     coord = pods.new("authcitus-0-0", env=dict(base, CITUS_GROUP="0"), passwords=pw)
     worker = pods.new("authcitus-1-0", env=dict(base, CITUS_GROUP="1"), passwords=pw)
     wait_leader(coord)
@@ -199,5 +202,11 @@ def test_citus_notifications_need_the_shared_credentials(pods):
              "cooldown": 5}
     assert raw_request(coord, "POST", "/citus", event) == 401
     assert coord.api("POST", "/citus", event)[0] == 200
+    # the leader module's wakeup (PATCH /config) carries the credentials: Patroni checks
+    # access before anything else (@check_access), so any answer but 401 proves they passed
+    cluster.wait_for(lambda: "asked Patroni for an HA cycle now" in coord.log() or
+                     "Patroni refused an early HA cycle" in coord.log(), 30,
+                     what="the coordinator's leader module to wake Patroni")
+    assert "http_status=401" not in coord.log(), coord.log()[-3000:]
     for pod in (coord, worker):
         assert_no_secrets(pod)

@@ -33,6 +33,11 @@
  * nothing (removing a key that does not exist) writes nothing to the DCS and makes Patroni
  * run its HA loop at once (api.py, do_PATCH_config: ha.wakeup()). */
 #define WAKE_BODY "{\"citus_init_wakeup\":null}"
+/* Patroni reports primary/running while it is still finishing the bootstrap, before the
+ * dynamic configuration is in the DCS: it answers the PATCH with 503 until then. Asked again
+ * this often, for at most this many times (longer than any sensible loop_wait). */
+#define WAKE_RETRY_S 0.25
+#define WAKE_MAX_ATTEMPTS 120
 
 struct leader_watch {
     struct ev_loop *loop;
@@ -65,6 +70,8 @@ struct leader_watch {
     bool wake_on_leader;
     CURL *wake;
     bool wake_in_flight;
+    int wake_attempts;
+    ev_timer wake_timer;
     char wake_url[300];
     struct curl_slist *wake_headers;
 };
@@ -303,8 +310,10 @@ static void become_leader(struct leader_watch *w, bool leader, const char *role)
                  NULL);
         w->last_run_complete = false;
         start_run(w, &w->list);
-        if (w->wake_on_leader)
+        if (w->wake_on_leader) {
+            w->wake_attempts = 0;
             send_wakeup(w);
+        }
     } else {
         log_info("this member is no longer the leader", "role", role, NULL);
         if (w->run) {
@@ -399,8 +408,9 @@ static size_t discard_body(char *data, size_t size, size_t nmemb, void *userp)
 
 static void send_wakeup(struct leader_watch *w)
 {
-    if (w->wake_in_flight)
+    if (w->wake_in_flight || !w->leader)
         return;
+    w->wake_attempts++;
     if (curl_multi_add_handle(w->multi, w->wake) != CURLM_OK) {
         log_warn("cannot ask Patroni for an early HA cycle; Citus workers are registered on "
                  "its next cycle", "url", w->wake_url, NULL);
@@ -416,17 +426,38 @@ static void wakeup_finished(struct leader_watch *w, CURLcode rc)
     long code = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(w->wake, CURLINFO_RESPONSE_CODE, &code);
-    char status[24];
+    char status[24], attempts[24];
     snprintf(status, sizeof status, "%ld", code);
+    snprintf(attempts, sizeof attempts, "%d", w->wake_attempts);
     if (code == 200) {
         log_info("asked Patroni for an HA cycle now, so Citus takes worker leaders at once",
-                 "url", w->wake_url, NULL);
+                 "url", w->wake_url, "attempts", attempts, NULL);
         return;
     }
+    /* 503: the bootstrap is still being finished; a failed connection: the REST API is
+     * restarting. Both pass. 401/403 and the like will not. */
+    bool passing = code == 503 || rc != CURLE_OK;
+    if (passing && w->leader && w->wake_attempts < WAKE_MAX_ATTEMPTS) {
+        log_debug("Patroni not ready for an early HA cycle yet", "url", w->wake_url,
+                  "http_status", status, NULL);
+        ev_timer_stop(w->loop, &w->wake_timer);
+        ev_timer_set(&w->wake_timer, WAKE_RETRY_S, 0.);
+        ev_timer_start(w->loop, &w->wake_timer);
+        return;
+    }
+    if (!w->leader)
+        return; /* leadership is gone: nothing to hurry */
     /* Not fatal: Patroni's next cycle (loop_wait) does the same work. */
     log_warn("Patroni refused an early HA cycle; Citus workers are registered on its next "
              "cycle", "url", w->wake_url, "http_status", status, "error",
-             rc == CURLE_OK ? "-" : curl_easy_strerror(rc), NULL);
+             rc == CURLE_OK ? "-" : curl_easy_strerror(rc), "attempts", attempts, NULL);
+}
+
+static void on_wake_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    send_wakeup(t->data);
 }
 
 static void check_finished(struct leader_watch *w)
@@ -569,6 +600,8 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
     curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w);
     curl_easy_setopt(w->easy, CURLOPT_PROTOCOLS_STR, "http");
     w->wake_on_leader = cfg->citus_enabled && cfg->citus_group == 0;
+    ev_timer_init(&w->wake_timer, on_wake_timer, 0., 0.);
+    w->wake_timer.data = w;
     if (w->wake_on_leader) {
         w->wake = curl_easy_init();
         w->wake_headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -634,6 +667,7 @@ void leader_watch_stop(struct leader_watch *w)
     if (w->active) {
         ev_timer_stop(w->loop, &w->poll_timer);
         ev_timer_stop(w->loop, &w->curl_timer);
+        ev_timer_stop(w->loop, &w->wake_timer);
         if (w->cfg->extensions_file)
             ev_stat_stop(w->loop, &w->file_watch);
     }

@@ -1,13 +1,17 @@
 """helm install with default values, then: leaders through the Kubernetes DCS, helm test,
 failover of the coordinator leader, RBAC, helm upgrade (passwords kept, an extension added
 without restarting any pod). The tests of this module run in order on one release."""
+import base64
+import json
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
-from conftest import CHART, sockets_to_object_only_addresses, wait_for
+from conftest import CHART, Kube, sockets_to_object_only_addresses, wait_for
 from controlplane import Api, KubeError
 
 NS = "citus-default"
@@ -67,6 +71,41 @@ def test_helm_test_passes(kube, release):
     assert res.returncode == 0, f"helm test failed:\n{res.stdout}\n--- test pod log:\n{log}"
     assert "all checks passed" in log, log
     assert "ok: 2 active worker nodes" in log, log
+
+
+def _api_status(pod, method, path, body=None, password=None):
+    """Status of a request to the pod's Patroni REST API, with basic auth when password."""
+    headers = {"Content-Type": "application/json"}
+    if password is not None:
+        token = base64.b64encode(f"patroni:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    req = urllib.request.Request(f"http://{Kube.addr(pod)}:8008{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_restapi_needs_the_secrets_credentials(kube, release):
+    """The chart's default: Patroni's REST API refuses changes without the credentials from
+    the release's secret (restapi-password), takes them with it; probes (GET) stay open; no
+    password of the secret appears in any pod's log."""
+    secret = kube.secret_data(NS, CLUSTER)
+    assert len(secret["restapi-password"]) >= 32
+    pod, _ = kube.wait_leaders(NS, CLUSTER, [1], 120)[1]
+    body = {"maximum_lag_on_failover": 1048576}  # the chart's value: changes nothing
+    assert _api_status(pod, "PATCH", "/config", body) == 401
+    assert _api_status(pod, "PATCH", "/config", body, "wrong") == 401
+    assert _api_status(pod, "PATCH", "/config", body, secret["restapi-password"]) == 200
+    assert _api_status(pod, "GET", "/readiness") == 200
+    for p in kube.pods(NS, f"cluster-name={CLUSTER},citus-group"):
+        log = kube.pod_log(NS, p["metadata"]["name"])
+        assert log, p["metadata"]["name"]
+        for key, pw in secret.items():
+            assert pw not in log, f"{key} appears in {p['metadata']['name']}'s log"
 
 
 def _start_ids(kube):

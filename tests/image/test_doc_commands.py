@@ -199,6 +199,20 @@ def test_kubectl_command_names_what_the_chart_makes(words, chart):
     if verb == "apply":
         assert rest == ["-f", "-"], rest  # the secret update: `create --dry-run ... | apply`
         return
+    if verb == "port-forward":
+        kind, name = rest[0].split("/")
+        remote = int(rest[1].split(":")[-1])
+        assert kind == "pod" and name in pod_names, rest[0]
+        sts = objects(chart, "StatefulSet")[name.rsplit("-", 1)[0]]
+        ports = [p["containerPort"] for c in sts["spec"]["template"]["spec"]["containers"]
+                 for p in c.get("ports", [])]
+        assert remote in ports, f"{name} has no container port {remote} ({ports})"
+        return
+    if verb == "get" and rest[0] == "secret" and rest[1] == chart[1]["secret"]["name"]:
+        secret = objects(chart, "Secret")[rest[1]]  # the release's password secret
+        key = re.fullmatch(r"jsonpath=\{\.data\.([-._a-zA-Z0-9]+)\}", rest[rest.index("-o") + 1])
+        assert key and key.group(1) in secret["data"], f"no key {rest} in the chart's secret"
+        return
     target = next(w for w in rest if not w.startswith("-") and w not in ("restart", "status", "generic"))
     if verb == "rollout":
         kind, name = target.split("/")
@@ -244,6 +258,24 @@ def test_helm_command_renders(words, chart, tmp_path):
     assert r.returncode == 0, f"{' '.join(words)} would fail:\n{r.stderr}"
 
 
+@pytest.mark.parametrize("words", by_program("curl"))
+def test_curl_calls_an_existing_patroni_endpoint(words):
+    """curl against a forwarded Patroni REST API: the method and path exist in the pinned
+    Patroni (its handler's do_<METHOD>_<path>), and changes send the chart's user."""
+    api = (ROOT / ".venv").glob("lib/python3*/site-packages/patroni/api.py")
+    api = next(api, None)
+    if api is None:
+        pytest.skip("no Patroni in .venv")
+    url = next(w for w in words[1:] if w.startswith("localhost:8008/"))
+    method = words[words.index("-X") + 1] if "-X" in words else "GET"
+    endpoint = url.split("/", 1)[1].split("/")[0].split("?")[0]
+    assert f"def do_{method}_{endpoint}(" in api.read_text(), f"Patroni has no {method} /{endpoint}"
+    if method != "GET":
+        defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+        user = defaults["patroni"]["restapi"]["authentication"]["username"]
+        assert words[words.index("-u") + 1] == user, "a change needs the REST API user"
+
+
 @pytest.mark.parametrize("words", by_program("docker"))
 def test_docker_build_uses_the_dockerfile_and_chart_image(words, chart):
     assert words[1] == "build" and words[words.index("-f") + 1] == "Dockerfile.citus"
@@ -252,8 +284,11 @@ def test_docker_build_uses_the_dockerfile_and_chart_image(words, chart):
 
 
 def test_every_documented_command_is_checked():
-    known = {"scripts/generate-ssl-certs.sh", "openssl", "kubectl", "helm", "docker"}
-    unchecked = [(doc, " ".join(w)) for doc, w in COMMANDS if w[0] not in known]
+    known = {"scripts/generate-ssl-certs.sh", "openssl", "kubectl", "helm", "docker", "curl"}
+    # decoding a secret value read by the kubectl before it in the pipeline
+    known_filters = {("base64", "-d")}
+    COMMANDS_ = [(d, w) for d, w in COMMANDS if tuple(w) not in known_filters]
+    unchecked = [(doc, " ".join(w)) for doc, w in COMMANDS_ if w[0] not in known]
     assert not unchecked, f"commands no test looks at: {unchecked}"
     assert len(by_program("kubectl")) > 20 and by_program("helm"), "docs not parsed?"
 

@@ -26,18 +26,23 @@
  * LEADER_POLL_INTERVAL_MS. A steady member (running/streaming) is asked at the configured
  * interval. Unanswered requests cost nothing; answered ones a few ms of Patroni's time. */
 #define TRANSITION_POLL_S 0.1
-/* Citus coordinator. Patroni's Citus handler accepts a worker leader's event (its
- * after_promote POST to /citus) only once the coordinator's first HA cycle as leader has run
- * sync_meta_data, and that cycle comes loop_wait after bootstrap or promotion: a worker that
- * became leader in between waits for it to be registered. A PATCH /config that changes
- * nothing (removing a key that does not exist) writes nothing to the DCS and makes Patroni
- * run its HA loop at once (api.py, do_PATCH_config: ha.wakeup()). */
+/* Citus coordinator. Patroni registers worker leaders in pg_dist_node from the coordinator
+ * leader's HA cycle (sync_meta_data: every worker group whose leader the DCS shows as a
+ * running primary) or when a worker's own event (its after_promote POST to /citus) arrives.
+ * In a new cluster both come late: a worker's event is sent when it turns primary, which is
+ * before its leader key exists or before the coordinator leads, and is dropped; then only the
+ * coordinator's cycles remain, loop_wait apart. So for WAKE_WINDOW_S after this member
+ * becomes the coordinator's leader, it asks Patroni for a cycle every WAKE_PERIOD_S: a PATCH
+ * /config that changes nothing (it removes a key that does not exist, so nothing is written
+ * to the DCS) makes Patroni run its HA loop at once (api.py do_PATCH_config: ha.wakeup()).
+ * At most WAKE_WINDOW_S / WAKE_PERIOD_S extra cycles per change of leader. */
 #define WAKE_BODY "{\"citus_init_wakeup\":null}"
+#define WAKE_PERIOD_S 1.0
+#define WAKE_WINDOW_S 20.0
 /* Patroni reports primary/running while it is still finishing the bootstrap, before the
- * dynamic configuration is in the DCS: it answers the PATCH with 503 until then. Asked again
- * this often, for at most this many times (longer than any sensible loop_wait). */
+ * dynamic configuration is in the DCS: it answers 503 until then, and is asked again after
+ * WAKE_RETRY_S (within the window). */
 #define WAKE_RETRY_S 0.25
-#define WAKE_MAX_ATTEMPTS 120
 
 struct leader_watch {
     struct ev_loop *loop;
@@ -70,7 +75,9 @@ struct leader_watch {
     bool wake_on_leader;
     CURL *wake;
     bool wake_in_flight;
-    int wake_attempts;
+    int wake_attempts;      /* requests since this member became the leader */
+    int wake_answered;      /* of which Patroni took (200) */
+    ev_tstamp leader_since;
     ev_timer wake_timer;
     char wake_url[300];
     struct curl_slist *wake_headers;
@@ -311,7 +318,8 @@ static void become_leader(struct leader_watch *w, bool leader, const char *role)
         w->last_run_complete = false;
         start_run(w, &w->list);
         if (w->wake_on_leader) {
-            w->wake_attempts = 0;
+            w->wake_attempts = w->wake_answered = 0;
+            w->leader_since = ev_now(w->loop);
             send_wakeup(w);
         }
     } else {
@@ -419,34 +427,43 @@ static void send_wakeup(struct leader_watch *w)
     w->wake_in_flight = true;
 }
 
+static void schedule_wakeup(struct leader_watch *w, double after)
+{
+    ev_timer_stop(w->loop, &w->wake_timer);
+    ev_timer_set(&w->wake_timer, after, 0.);
+    ev_timer_start(w->loop, &w->wake_timer);
+}
+
 static void wakeup_finished(struct leader_watch *w, CURLcode rc)
 {
     w->wake_in_flight = false;
     curl_multi_remove_handle(w->multi, w->wake);
+    if (!w->leader)
+        return; /* leadership is gone: nothing to hurry */
     long code = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(w->wake, CURLINFO_RESPONSE_CODE, &code);
+    bool in_window = ev_now(w->loop) - w->leader_since < WAKE_WINDOW_S;
     char status[24], attempts[24];
     snprintf(status, sizeof status, "%ld", code);
     snprintf(attempts, sizeof attempts, "%d", w->wake_attempts);
     if (code == 200) {
-        log_info("asked Patroni for an HA cycle now, so Citus takes worker leaders at once",
-                 "url", w->wake_url, "attempts", attempts, NULL);
+        if (w->wake_answered++ == 0)
+            log_info("asked Patroni for an HA cycle now, so Citus takes worker leaders at once",
+                     "url", w->wake_url, "attempts", attempts, NULL);
+        if (in_window)
+            schedule_wakeup(w, WAKE_PERIOD_S);
         return;
     }
     /* 503: the bootstrap is still being finished; a failed connection: the REST API is
      * restarting. Both pass. 401/403 and the like will not. */
     bool passing = code == 503 || rc != CURLE_OK;
-    if (passing && w->leader && w->wake_attempts < WAKE_MAX_ATTEMPTS) {
+    if (passing && in_window) {
         log_debug("Patroni not ready for an early HA cycle yet", "url", w->wake_url,
                   "http_status", status, NULL);
-        ev_timer_stop(w->loop, &w->wake_timer);
-        ev_timer_set(&w->wake_timer, WAKE_RETRY_S, 0.);
-        ev_timer_start(w->loop, &w->wake_timer);
+        schedule_wakeup(w, WAKE_RETRY_S);
         return;
     }
-    if (!w->leader)
-        return; /* leadership is gone: nothing to hurry */
     /* Not fatal: Patroni's next cycle (loop_wait) does the same work. */
     log_warn("Patroni refused an early HA cycle; Citus workers are registered on its next "
              "cycle", "url", w->wake_url, "http_status", status, "error",

@@ -200,8 +200,14 @@ class Pod:
 
     def start(self) -> None:
         """Start the pod (a no-op when it runs). Like a new pod: RUN_DIR starts empty."""
+        if self.launch():
+            self.await_pid1()
+
+    def launch(self) -> bool:
+        """Start the pod's launcher without waiting for its PID 1 (await_pid1 does); False when
+        the pod already runs."""
         if self.running():
-            return
+            return False
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -223,6 +229,10 @@ class Pod:
         started = procs.read_proc(self.popen.pid)
         self.launcher = (self.popen.pid, started.start_ticks if started else 0)
         self.pid1 = None
+        self.cluster.save_state()
+        return True
+
+    def await_pid1(self) -> None:
         self.find_pid1(timeout=10)
         self.cluster.save_state()
 
@@ -494,8 +504,10 @@ class Cluster:
         """Prepare files, start etcd and every pod that is not running (idempotent)."""
         self.prepare()
         self.etcd.start()
-        for pod in self.pods.values():
-            pod.start()
+        # all at once, like a StatefulSet with podManagementPolicy Parallel (the chart's)
+        launched = [pod for pod in self.pods.values() if pod.launch()]
+        for pod in launched:
+            pod.await_pid1()
 
     def stop(self, purge: bool = False) -> None:
         """SIGTERM to every pod's PID 1 at once, wait, then etcd; purge removes the data."""

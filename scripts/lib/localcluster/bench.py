@@ -1,5 +1,6 @@
 """Figures for scripts/bench.d/cluster (see there for what is measured). Prints, never asserts."""
 import os
+import random
 import signal
 import statistics
 import sys
@@ -13,6 +14,13 @@ RUNS = int(os.environ.get("BENCH_CLUSTER_RUNS")
            or max(3, min(int(os.environ.get("BENCH_RUNS", "3")), 5)))
 SWITCHOVERS = int(os.environ.get("BENCH_SWITCHOVERS", "20"))
 JOB_POLL_S = 5
+# An unplanned failure strikes at a random point of the leader's HA cycle, which decides how
+# much of the lock's ttl is left. The kill waits a random 0-10 s (the larger loop_wait of the
+# two variants; the same seeded sequence for both), and never within SETTLE_S of a change of
+# leader (a coordinator's new leader runs extra HA cycles for 20 s: src/leader.c).
+KILL_JITTER_S = 10.0
+SETTLE_S = 21.0
+SEED = int(os.environ.get("BENCH_SEED", "4"))
 ANCHOR = str(paths.LAUNCHER.parent / "anchor-entrypoint")
 
 
@@ -57,6 +65,8 @@ class Variant:
     def __init__(self, label: str, name: str, subnet: str, anchor: bool):
         self.label = label
         self.anchor = anchor
+        self.rng = random.Random(SEED)
+        self.leader_changed = 0.0  # monotonic time of the last change of coordinator leader
         self.spec = ClusterSpec(name=name, subnet=subnet, command=[ANCHOR] if anchor else None)
         self.cluster = None
         self.job = None
@@ -114,24 +124,39 @@ def streaming(c: Cluster) -> bool:
     return c.all_streaming()
 
 
-def write_once(c: Cluster) -> bool:
+def write_once(c: Cluster, not_on=None) -> bool:
     leader = c.leader(0)
-    if leader is None:
+    if leader is None or leader is not_on:
         return False
     with leader.connect(connect_timeout=1) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO bench_writes DEFAULT VALUES")
     return True
 
 
-def stop_leader_until_write(c: Cluster, sig: int) -> float:
-    """Signal the coordinator leader's PID 1; seconds until a write succeeds; the pod is
-    restarted and streaming again afterwards."""
+def stop_leader_until_write(v: "Variant", sig: int, restart_at_once: bool = False) -> float:
+    """Signal the coordinator leader's PID 1; seconds until a write through the coordinator
+    succeeds. SIGKILL is an unplanned failure: it comes at a random moment of the HA cycle
+    (KILL_JITTER_S, SETTLE_S). restart_at_once: the pod is started again as soon as it has
+    ended, as the kubelet restarts a crashed container, and the write may land on it; else
+    the pod is lost until a write succeeded on another member, and started again after.
+    Returns once every replica streams again."""
+    c = v.cluster
+    if sig == signal.SIGKILL:
+        time.sleep(max(0.0, v.leader_changed + SETTLE_S - time.monotonic())
+                   + v.rng.uniform(0, KILL_JITTER_S))
     old = c.writable_leader(0)
     t0 = time.monotonic()
     old.signal(sig)
-    t1 = poll(lambda: c.writable_leader(0) not in (None, old) and write_once(c), 600, 0.1)
-    old.wait(60)
-    old.start()
+    if restart_at_once:
+        old.wait(60)
+        old.start()
+        t1 = poll(lambda: write_once(c), 600, 0.1)
+    else:
+        t1 = poll(lambda: write_once(c, not_on=old), 600, 0.1)
+        old.wait(60)
+        old.start()
+    if c.leader(0) is not old:
+        v.leader_changed = t1
     poll(lambda: streaming(c), 600, 0.5)
     return t1 - t0
 
@@ -141,6 +166,7 @@ def cold_start(v: Variant) -> tuple:
     t0 = time.monotonic()
     v.launch()
     t_ready = poll(lambda: ready(c), 900, 0.25)
+    v.leader_changed = t_ready
     t_stream = poll(lambda: streaming(c), 900, 0.25)
     with c.writable_leader(0).connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS bench_writes (id serial PRIMARY KEY, "
@@ -155,12 +181,24 @@ def med(values: list) -> str:
 def main() -> int:
     variants = [Variant("citus-init", "benchci", "127.0.40", anchor=False),
                 Variant("anchor", "benchanc", "127.0.41", anchor=True)]
+    dcs = os.environ.get("BENCH_DCS")  # e.g. 20/10/5: ttl/loop_wait/retry_timeout for citus-init
+    if dcs:
+        try:
+            ttl, loop_wait, retry = (str(int(x)) for x in dcs.split("/"))
+        except ValueError:
+            out(f"BENCH_DCS={dcs!r}: expected TTL/LOOP_WAIT/RETRY_TIMEOUT in seconds, e.g. 20/10/5")
+            return 2
+        variants[0].spec.env.update(DCS_TTL=ttl, DCS_LOOP_WAIT=loop_wait, DCS_RETRY_TIMEOUT=retry)
     metrics = ["cold start: leaders + extensions", "cold start: every replica streaming",
-               "unplanned failover (kill -> write)", "graceful switchover (TERM -> write)"]
+               "leader pod lost (kill -> write)", "leader container crash, restarted",
+               "graceful switchover (TERM -> write)"]
     results = {v.label: {m: [] for m in metrics} for v in variants}
     citus = variants[0].spec.citus_enabled()
+    timing = "/".join(variants[0].spec.env.get(k, d) for k, d in
+                      (("DCS_TTL", "20"), ("DCS_LOOP_WAIT", "5"), ("DCS_RETRY_TIMEOUT", "5")))
     out(f"shape: coordinator 3, workers 2 x 2; Citus {'on' if citus else 'off (not installed)'}; "
-        f"{RUNS} runs; {SWITCHOVERS} consecutive switchovers")
+        f"{RUNS} runs; {SWITCHOVERS} consecutive switchovers; citus-init ttl/loop_wait/retry_timeout "
+        f"{timing}, anchor 30/10/10; kills at a random point of the HA cycle (seed {SEED})")
     try:
         for run in range(1, RUNS + 1):
             for v in variants:
@@ -169,8 +207,10 @@ def main() -> int:
                     a, b = cold_start(v)
                     r[metrics[0]].append(a)
                     r[metrics[1]].append(b)
-                    r[metrics[2]].append(stop_leader_until_write(v.cluster, signal.SIGKILL))
-                    r[metrics[3]].append(stop_leader_until_write(v.cluster, signal.SIGTERM))
+                    r[metrics[2]].append(stop_leader_until_write(v, signal.SIGKILL))
+                    r[metrics[3]].append(stop_leader_until_write(v, signal.SIGKILL,
+                                                                 restart_at_once=True))
+                    r[metrics[4]].append(stop_leader_until_write(v, signal.SIGTERM))
                     out(f"run {run} {v.label:10s} " + "  ".join(
                         f"{r[m][-1]:.2f}s" for m in metrics))
                 except ClusterError as e:
@@ -182,7 +222,7 @@ def main() -> int:
             times = []
             try:
                 for _ in range(SWITCHOVERS):
-                    times.append(stop_leader_until_write(v.cluster, signal.SIGTERM))
+                    times.append(stop_leader_until_write(v, signal.SIGTERM))
             except ClusterError as e:
                 out(f"{v.label}: switchover {len(times) + 1} did not finish: {e}")
             switch[v.label] = times

@@ -179,8 +179,16 @@ def med(values: list) -> str:
 
 
 def main() -> int:
+    # stopped from outside: leave through the finally below, which stops both clusters by PID
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     variants = [Variant("citus-init", "benchci", "127.0.40", anchor=False),
                 Variant("anchor", "benchanc", "127.0.41", anchor=True)]
+    only = os.environ.get("BENCH_ONLY")  # citus-init or anchor: one variant, no ratios
+    if only:
+        variants = [v for v in variants if v.label == only]
+        if not variants:
+            out(f"BENCH_ONLY={only!r}: expected citus-init or anchor")
+            return 2
     dcs = os.environ.get("BENCH_DCS")  # e.g. 20/10/5: ttl/loop_wait/retry_timeout for citus-init
     if dcs:
         try:
@@ -188,13 +196,17 @@ def main() -> int:
         except ValueError:
             out(f"BENCH_DCS={dcs!r}: expected TTL/LOOP_WAIT/RETRY_TIMEOUT in seconds, e.g. 20/10/5")
             return 2
-        variants[0].spec.env.update(DCS_TTL=ttl, DCS_LOOP_WAIT=loop_wait, DCS_RETRY_TIMEOUT=retry)
+        for v in variants:
+            if not v.anchor:
+                v.spec.env.update(DCS_TTL=ttl, DCS_LOOP_WAIT=loop_wait, DCS_RETRY_TIMEOUT=retry)
     metrics = ["cold start: leaders + extensions", "cold start: every replica streaming",
                "leader pod lost (kill -> write)", "leader container crash, restarted",
                "graceful switchover (TERM -> write)"]
     results = {v.label: {m: [] for m in metrics} for v in variants}
     citus = variants[0].spec.citus_enabled()
-    timing = "/".join(variants[0].spec.env.get(k, d) for k, d in
+    labels = [v.label for v in variants]
+    own_env = next((v.spec.env for v in variants if not v.anchor), {})
+    timing = "/".join(own_env.get(k, d) for k, d in
                       (("DCS_TTL", "20"), ("DCS_LOOP_WAIT", "5"), ("DCS_RETRY_TIMEOUT", "5")))
     out(f"shape: coordinator 3, workers 2 x 2; Citus {'on' if citus else 'off (not installed)'}; "
         f"{RUNS} runs; {SWITCHOVERS} consecutive switchovers; citus-init ttl/loop_wait/retry_timeout "
@@ -233,7 +245,7 @@ def main() -> int:
     out("")
     out(f"{'metric':38s} {'citus-init':>10s} {'anchor':>10s}  ratio")
     for m in metrics:
-        a, b = results["citus-init"][m], results["anchor"][m]
+        a, b = (results[k][m] if k in labels else [] for k in ("citus-init", "anchor"))
         ratio = (f"{statistics.median(a) / statistics.median(b):5.2f}x" if a and b else "    -")
         out(f"{m:38s} {med(a):>10s} {med(b):>10s}  {ratio}")
     for label, times in switch.items():

@@ -12,17 +12,14 @@ Real etcd, PostgreSQL and Patroni, citus-init as PID 1 of each simulated pod (te
   credentials, so every member must share them; the leader module's PATCH /config wakeup
   sends them.
 """
-import base64
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import PodSet
-from harness import cluster
+from harness import cluster, rest
 
 LEADER_TIMEOUT = 90  # bootstrap: initdb + Patroni's first loop on a shared 2-core machine
 
@@ -48,22 +45,8 @@ def assert_no_secrets(pod, *texts):
             assert secret not in text, f"the {name} password appears in {pod.name}'s output"
 
 
-def basic(user, password):
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
 def raw_request(pod, method, path, body=None, authorization=None):
-    headers = {"Content-Type": "application/json"}
-    if authorization:
-        headers["Authorization"] = authorization
-    req = urllib.request.Request(f"http://{pod.ip}:{cluster.API_PORT}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+    return rest.request(pod.ip, cluster.API_PORT, method, path, body, authorization)[0]
 
 
 def patronictl(pod, *args):
@@ -117,8 +100,8 @@ def test_get_endpoints_need_no_credentials(pair):
 def test_unsafe_methods_without_or_with_wrong_credentials_get_401(pair):
     a, b = pair
     before = a.api("GET", "/config", auth=False)
-    wrong = basic("patroni", "not-" + a.passwords["restapi"])
-    for authorization in (None, wrong, basic("someone", a.passwords["restapi"])):
+    wrong = rest.basic_auth("patroni", "not-" + a.passwords["restapi"])
+    for authorization in (None, wrong, rest.basic_auth("someone", a.passwords["restapi"])):
         assert raw_request(a, "PATCH", "/config", {"maximum_lag_on_failover": 1},
                            authorization) == 401
         assert raw_request(b, "POST", "/restart", {}, authorization) == 401

@@ -21,14 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import base64
-import urllib.error
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "lib"))
 from localcluster import paths, procs  # noqa: E402  (shared with the local cluster)
+
+from . import rest  # noqa: E402
 
 PG_PORT = 5432
 API_PORT = 8008
@@ -283,19 +283,11 @@ class Pod:
         """A request to the pod's Patroni REST API; auth: basic auth with the pod's REST API
         credentials (the chart's default user, patroni). Returns (status, body text); HTTP
         errors are returned, not raised."""
-        headers = {"Content-Type": "application/json"}
+        authorization = None
         if auth:
             user = self.env.get("RESTAPI_USERNAME") or "patroni"
-            token = base64.b64encode(f"{user}:{self.passwords['restapi']}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://{self.ip}:{API_PORT}{path}", data=data,
-                                     method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, r.read().decode(errors="replace")
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode(errors="replace")
+            authorization = rest.basic_auth(user, self.passwords["restapi"])
+        return rest.request(self.ip, API_PORT, method, path, body, authorization, timeout)
 
     def is_leader(self):
         try:

@@ -1,18 +1,19 @@
 """helm install with default values, then: leaders through the Kubernetes DCS, helm test,
 failover of the coordinator leader, RBAC, helm upgrade (passwords kept, an extension added
 without restarting any pod). The tests of this module run in order on one release."""
-import base64
-import json
 import os
 import signal
+import sys
 import time
-import urllib.error
-import urllib.request
+from pathlib import Path
 
 import pytest
 
 from conftest import CHART, Kube, sockets_to_object_only_addresses, wait_for
 from controlplane import Api, KubeError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import rest  # noqa: E402  (tests/harness: shared by the suites)
 
 NS = "citus-default"
 CLUSTER = "citusdemo"
@@ -75,18 +76,8 @@ def test_helm_test_passes(kube, release):
 
 def _api_status(pod, method, path, body=None, password=None):
     """Status of a request to the pod's Patroni REST API, with basic auth when password."""
-    headers = {"Content-Type": "application/json"}
-    if password is not None:
-        token = base64.b64encode(f"patroni:{password}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    req = urllib.request.Request(f"http://{Kube.addr(pod)}:8008{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+    auth = rest.basic_auth("patroni", password) if password is not None else None
+    return rest.request(Kube.addr(pod), 8008, method, path, body, auth, timeout=10)[0]
 
 
 def test_restapi_needs_the_secrets_credentials(kube, release):

@@ -57,6 +57,20 @@ def test_workers_registered_on_the_coordinator(cluster):
 
 
 @needs_citus
+def test_coordinator_leader_hurries_patroni_for_worker_registration(cluster):
+    """src/leader.c: the new coordinator leader asks its Patroni for early HA cycles (a no-op
+    PATCH /config with the REST API credentials) so worker leaders are registered at once;
+    Patroni must take them (never 401/503 to the end), and it is the coordinator's duty only."""
+    leader = cluster.writable_leader(0)
+    log = leader.log_text()
+    assert "asked Patroni for an HA cycle now" in log, log[-3000:]
+    assert "refused an early HA cycle" not in log, log[-3000:]
+    for g in cluster.groups[1:]:
+        for pod in cluster.group(g):
+            assert "HA cycle" not in pod.log_text(), pod.name
+
+
+@needs_citus
 def test_distributed_table_round_trip(cluster):
     leader = cluster.writable_leader(0)
     with leader.connect() as conn, conn.cursor() as cur:

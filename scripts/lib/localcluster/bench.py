@@ -124,6 +124,16 @@ def streaming(c: Cluster) -> bool:
     return c.all_streaming()
 
 
+def settled(c: Cluster) -> bool:
+    """Every replica streams and its Patroni reports the leader's timeline: only then may the
+    next leader be stopped (a replica that has not yet seen the last timeline may not take
+    over, and Patroni's member data follows only every loop_wait)."""
+    if not c.all_streaming():
+        return False
+    timelines = {p.patroni_state().get("timeline") for p in c.group(0)}
+    return len(timelines) == 1 and None not in timelines
+
+
 def write_once(c: Cluster, not_on=None) -> bool:
     leader = c.leader(0)
     if leader is None or leader is not_on:
@@ -157,7 +167,7 @@ def stop_leader_until_write(v: "Variant", sig: int, restart_at_once: bool = Fals
         old.start()
     if c.leader(0) is not old:
         v.leader_changed = t1
-    poll(lambda: streaming(c), 600, 0.5)
+    poll(lambda: settled(c), 600, 0.5)
     return t1 - t0
 
 

@@ -143,26 +143,30 @@ def write_once(c: Cluster, not_on=None) -> bool:
     return True
 
 
-def stop_leader_until_write(v: "Variant", sig: int, restart_at_once: bool = False) -> float:
+def stop_leader_until_write(v: "Variant", sig: int, restart_at_once: bool = True) -> float:
     """Signal the coordinator leader's PID 1; seconds until a write through the coordinator
     succeeds. SIGKILL is an unplanned failure: it comes at a random moment of the HA cycle
     (KILL_JITTER_S, SETTLE_S). restart_at_once: the pod is started again as soon as it has
-    ended, as the kubelet restarts a crashed container, and the write may land on it; else
-    the pod is lost until a write succeeded on another member, and started again after.
-    Returns once every replica streams again."""
+    ended, as Kubernetes brings a stopped or crashed pod back, and the write may land on it;
+    else the pod is lost (its node is gone) until a write succeeded on another member, and
+    started again after. Returns once every replica streams again."""
     c = v.cluster
     if sig == signal.SIGKILL:
         time.sleep(max(0.0, v.leader_changed + SETTLE_S - time.monotonic())
                    + v.rng.uniform(0, KILL_JITTER_S))
     old = c.writable_leader(0)
+    restarted = False
+
+    def written() -> bool:
+        nonlocal restarted
+        if restart_at_once and not restarted and not old.running():
+            old.start()
+            restarted = True
+        return write_once(c, not_on=None if restart_at_once else old)
     t0 = time.monotonic()
     old.signal(sig)
-    if restart_at_once:
-        old.wait(60)
-        old.start()
-        t1 = poll(lambda: write_once(c), 600, 0.1)
-    else:
-        t1 = poll(lambda: write_once(c, not_on=old), 600, 0.1)
+    t1 = poll(written, 600, 0.1)
+    if not restarted:
         old.wait(60)
         old.start()
     if c.leader(0) is not old:
@@ -229,9 +233,9 @@ def main() -> int:
                     a, b = cold_start(v)
                     r[metrics[0]].append(a)
                     r[metrics[1]].append(b)
-                    r[metrics[2]].append(stop_leader_until_write(v, signal.SIGKILL))
-                    r[metrics[3]].append(stop_leader_until_write(v, signal.SIGKILL,
-                                                                 restart_at_once=True))
+                    r[metrics[2]].append(stop_leader_until_write(v, signal.SIGKILL,
+                                                                 restart_at_once=False))
+                    r[metrics[3]].append(stop_leader_until_write(v, signal.SIGKILL))
                     r[metrics[4]].append(stop_leader_until_write(v, signal.SIGTERM))
                     out(f"run {run} {v.label:10s} " + "  ".join(
                         f"{r[m][-1]:.2f}s" for m in metrics))

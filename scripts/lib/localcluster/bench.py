@@ -162,7 +162,9 @@ def stop_leader_until_write(v: "Variant", sig: int, restart_at_once: bool = True
         if restart_at_once and not restarted and not old.running():
             old.start()
             restarted = True
-        return write_once(c, not_on=None if restart_at_once else old)
+        # on another member until the old one is back (right after a TERM the old primary
+        # may still take a write: that is not a hand-over)
+        return write_once(c, not_on=None if restarted else old)
     t0 = time.monotonic()
     old.signal(sig)
     t1 = poll(written, 600, 0.1)

@@ -55,7 +55,11 @@ def test_leaders_elected_via_kubernetes_dcs(kube, release):
         # Endpoints <cluster>-<group> is Patroni's leader lock and points at the leader
         ann = ep["metadata"]["annotations"]
         assert ann["leader"] == pod["metadata"]["name"]
-        assert pod["metadata"]["labels"].get("role") == "primary"
+        # Patroni labels its pod in the HA cycle after it took the lock: wait for that one
+        name = pod["metadata"]["name"]
+        wait_for(f"{name} labelled role=primary", lambda: kube.api.get(
+            f"/api/v1/namespaces/{NS}/pods/{name}")["metadata"]["labels"].get("role")
+            == "primary", 30, 0.5)
         assert [p["name"] for s in ep["subsets"] for p in s["ports"]] == ["postgresql"]
     for g in GROUPS:
         kube.wait_replicas_running(NS, CLUSTER, g, MEMBERS[g] - 1, 300)

@@ -87,3 +87,33 @@ def pytest_runtest_makereport(item, call):
         if isinstance(value, PodSet):
             for pod in value.pods:
                 rep.sections.append((f"pod {pod.name} log (tail)", pod.log()[-8000:]))
+
+
+# ---------------------------------------------------------------- helpers for the test modules
+
+LEADER_TIMEOUT = 90  # bootstrap: initdb + Patroni's first loop on a shared 2-core machine
+
+
+def wait_leader(pod, timeout=LEADER_TIMEOUT):
+    def leading():
+        pod.check_running()
+        return pod.is_leader()
+    return cluster.wait_for(leading, timeout, what=f"{pod.name} to lead")
+
+
+def assert_no_secrets(pod, *texts):
+    for name, secret in pod.passwords.items():
+        for text in (pod.log(), *texts):
+            assert secret not in text, f"the {name} password appears in {pod.name}'s output"
+
+
+def start_citus_pair(pods, name, env):
+    """A Citus coordinator (group 0) and one worker (group 1) sharing one set of passwords,
+    both leading their group. env: the pods' common environment besides the Citus basics."""
+    pw = cluster.new_passwords()
+    base = dict({"CLUSTER_NAME": name, "CITUS_ENABLED": "true", "CITUS_DATABASE": "citus"}, **env)
+    coord = pods.new(f"{name}-0-0", env=dict(base, CITUS_GROUP="0"), passwords=pw)
+    worker = pods.new(f"{name}-1-0", env=dict(base, CITUS_GROUP="1"), passwords=pw)
+    wait_leader(coord)
+    wait_leader(worker)
+    return coord, worker

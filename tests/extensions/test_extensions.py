@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PodSet
+from conftest import (LEADER_TIMEOUT, PodSet, assert_no_secrets, start_citus_pair,
+                      wait_leader)
 from harness import cluster
 
-LEADER_TIMEOUT = 90     # bootstrap: initdb + Patroni's first loop on a shared 2-core machine
 SECONDS = 20            # "within seconds" for work that follows leadership or a file change
 
 
@@ -70,22 +70,9 @@ def extension_events(pod, msg, name):
     return [e for e in log_events(pod.log(), msg) if e.get("extension") == name]
 
 
-def wait_leader(pod, timeout=LEADER_TIMEOUT):
-    def leading():
-        pod.check_running()
-        return pod.is_leader()
-    return cluster.wait_for(leading, timeout, what=f"{pod.name} to lead")
-
-
 def wait_extensions(pod, names, timeout=SECONDS, dbname=None):
     return cluster.wait_for(lambda: set(names) <= set(pod.extensions(dbname)), timeout,
                             what=f"extensions {sorted(names)} on {pod.name}")
-
-
-def assert_no_secrets(pod, *texts):
-    for secret in pod.passwords.values():
-        for text in (pod.log(), *texts):
-            assert secret not in text, "a password appears in a log"
 
 
 def env_for(cm=None, extensions="", cluster_name="ext", database="postgres", **more):
@@ -299,13 +286,8 @@ def test_citus_propagates_extensions_to_workers(pods):
     if not cluster.paths.citus_available():
         pytest.skip(f"citus is not installed ({cluster.paths.citus_control_file()} is missing): "
                     "propagation to workers can only be checked where Citus is packaged")
-    pw = cluster.new_passwords()
-    base = {"CLUSTER_NAME": "extcitus", "CITUS_ENABLED": "true", "CITUS_DATABASE": "citus",
-            "EXTENSIONS": "postgis,pg_partman:partman", "LEADER_POLL_INTERVAL_MS": "500"}
-    coord = pods.new("citus-0-0", env=dict(base, CITUS_GROUP="0"), passwords=pw)
-    worker = pods.new("citus-1-0", env=dict(base, CITUS_GROUP="1"), passwords=pw)
-    wait_leader(coord)
-    wait_leader(worker)
+    coord, worker = start_citus_pair(pods, "extcitus", {
+        "EXTENSIONS": "postgis,pg_partman:partman", "LEADER_POLL_INTERVAL_MS": "500"})
     cluster.wait_for(lambda: coord.sql("SELECT count(*) FROM pg_dist_node WHERE groupid = 1 "
                                        "AND noderole = 'primary'", "citus") == [(1,)],
                      LEADER_TIMEOUT, what="the worker to be registered")

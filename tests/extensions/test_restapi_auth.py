@@ -18,17 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PodSet
+from conftest import (LEADER_TIMEOUT, PodSet, assert_no_secrets, start_citus_pair,
+                      wait_leader)
 from harness import cluster, rest
-
-LEADER_TIMEOUT = 90  # bootstrap: initdb + Patroni's first loop on a shared 2-core machine
-
-
-def wait_leader(pod, timeout=LEADER_TIMEOUT):
-    def check():
-        pod.check_running()
-        return pod.is_leader()
-    return cluster.wait_for(check, timeout, what=f"{pod.name} to lead")
 
 
 def wait_streaming(pod, timeout=LEADER_TIMEOUT):
@@ -37,12 +29,6 @@ def wait_streaming(pod, timeout=LEADER_TIMEOUT):
         st = pod.patroni()
         return st.get("role") == "replica" and st.get("state") in ("running", "streaming")
     cluster.wait_for(check, timeout, what=f"{pod.name} to run as a replica")
-
-
-def assert_no_secrets(pod, *texts):
-    for name, secret in pod.passwords.items():
-        for text in (pod.log(), *texts):
-            assert secret not in text, f"the {name} password appears in {pod.name}'s output"
 
 
 def raw_request(pod, method, path, body=None, authorization=None):
@@ -170,14 +156,8 @@ def test_citus_notifications_need_the_shared_credentials(pods):
     which is why every member of the cluster shares the secret."""
     if not cluster.paths.citus_available():
         pytest.skip(f"citus is not installed ({cluster.paths.citus_control_file()} is missing)")
-    pw = cluster.new_passwords()
     # an extension list, so the coordinator loads the leader module (its PATCH /config wakeup)
-    base = {"CLUSTER_NAME": "authcitus", "CITUS_ENABLED": "true", "CITUS_DATABASE": "citus",
-            "EXTENSIONS": "citext"}
-    coord = pods.new("authcitus-0-0", env=dict(base, CITUS_GROUP="0"), passwords=pw)
-    worker = pods.new("authcitus-1-0", env=dict(base, CITUS_GROUP="1"), passwords=pw)
-    wait_leader(coord)
-    wait_leader(worker)
+    coord, worker = start_citus_pair(pods, "authcitus", {"EXTENSIONS": "citext"})
     cluster.wait_for(lambda: coord.sql("SELECT count(*) FROM pg_dist_node WHERE groupid = 1 "
                                        "AND noderole = 'primary'", "citus") == [(1,)],
                      LEADER_TIMEOUT, what="the worker to be registered")

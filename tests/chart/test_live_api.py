@@ -30,8 +30,8 @@ def cluster():
     apiserver = os.environ.get("KUBE_APISERVER", "")
     cm = os.environ.get("KUBE_CONTROLLER_MANAGER", "")
     if not (os.access(apiserver, os.X_OK) and os.access(cm, os.X_OK)):
-        pytest.skip("kube-apiserver/kube-controller-manager not built yet (tests/k8s builds them: "
-                    "scripts/test k8s, or ensure_kube from scripts/lib/common.sh)")
+        pytest.skip("KUBE_APISERVER/KUBE_CONTROLLER_MANAGER not set to built binaries: run this "
+                    "suite through tests/chart/run, which builds them (ensure_kube)")
     if shutil.which("etcd") is None:
         pytest.skip("etcd is not installed")
     lock = open(LOCK, "a")

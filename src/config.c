@@ -630,7 +630,7 @@ static void load_dcs(struct loader *ld, struct config *cfg)
     }
 
     take_int(ld, "DCS_TTL", 20, 20, INT_MAX, &cfg->ttl);
-    take_int(ld, "DCS_LOOP_WAIT", 5, 1, INT_MAX, &cfg->loop_wait);
+    take_int(ld, "DCS_LOOP_WAIT", 10, 1, INT_MAX, &cfg->loop_wait);
     take_int(ld, "DCS_RETRY_TIMEOUT", 5, 3, INT_MAX, &cfg->retry_timeout);
     long long need = (long long)cfg->loop_wait + 2LL * cfg->retry_timeout;
     if (need > cfg->ttl)

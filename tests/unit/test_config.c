@@ -106,7 +106,7 @@ static void defaults_and_derived_values(void **state)
     assert_string_equal(c->etcd_hosts[0], "127.0.0.1:2379");
     assert_null(c->etcd_hosts[1]);
     assert_int_equal(c->ttl, 20);
-    assert_int_equal(c->loop_wait, 5);
+    assert_int_equal(c->loop_wait, 10);
     assert_int_equal(c->retry_timeout, 5);
     assert_false(c->synchronous_mode);
     assert_string_equal(c->pgdata, "/home/postgres/pgdata/pgroot/data");

@@ -167,7 +167,7 @@ static void etcd_without_tls(void **state)
     assert_null(node_at(&f->doc, "kubernetes"));
 
     assert_plain(f, "bootstrap/dcs/ttl", "20");
-    assert_plain(f, "bootstrap/dcs/loop_wait", "5");
+    assert_plain(f, "bootstrap/dcs/loop_wait", "10");
     assert_plain(f, "bootstrap/dcs/retry_timeout", "5");
     assert_plain(f, "bootstrap/dcs/maximum_lag_on_failover", "1048576");
     assert_plain(f, "bootstrap/dcs/synchronous_mode", "false");

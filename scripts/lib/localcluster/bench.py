@@ -223,7 +223,7 @@ def main() -> int:
     labels = [v.label for v in variants]
     own_env = next((v.spec.env for v in variants if not v.anchor), {})
     timing = "/".join(own_env.get(k, d) for k, d in
-                      (("DCS_TTL", "20"), ("DCS_LOOP_WAIT", "5"), ("DCS_RETRY_TIMEOUT", "5")))
+                      (("DCS_TTL", "20"), ("DCS_LOOP_WAIT", "10"), ("DCS_RETRY_TIMEOUT", "5")))
     out(f"shape: coordinator 3, workers 2 x 2; Citus {'on' if citus else 'off (not installed)'}; "
         f"{RUNS} runs; {SWITCHOVERS} consecutive switchovers; citus-init ttl/loop_wait/retry_timeout "
         f"{timing}, anchor 30/10/10; kills at a random point of the HA cycle (seed {SEED})")

@@ -139,7 +139,7 @@ class Pod:
             "DCS_TYPE": "etcd3",
             "ETCD_HOSTS": self.cluster.etcd_host,
             "DCS_TTL": "20",
-            "DCS_LOOP_WAIT": "5",
+            "DCS_LOOP_WAIT": "10",
             "DCS_RETRY_TIMEOUT": "5",
             "SYNCHRONOUS_MODE": "false",
             "PGDATA": f"{POD_DATA}/pgroot/data",

@@ -32,11 +32,14 @@
  * In a new cluster both come late: a worker's event is sent when it turns primary, which is
  * before its leader key exists or before the coordinator leads, and is dropped; then only the
  * coordinator's cycles remain, loop_wait apart. So for WAKE_WINDOW_S after this member
- * becomes the coordinator's leader, it asks Patroni for a cycle every WAKE_PERIOD_S: a PATCH
- * /config that changes nothing (it removes a key that does not exist, so nothing is written
- * to the DCS) makes Patroni run its HA loop at once (api.py do_PATCH_config: ha.wakeup()).
- * At most WAKE_WINDOW_S / WAKE_PERIOD_S extra cycles per change of leader. */
+ * becomes the coordinator's leader, it asks Patroni for a cycle every WAKE_PERIOD_S (every
+ * WAKE_FAST_PERIOD_S in the first WAKE_FAST_WINDOW_S, when a new cluster's workers come up): a
+ * PATCH /config that changes nothing (it removes a key that does not exist, so nothing is
+ * written to the DCS) makes Patroni run its HA loop at once (api.py do_PATCH_config:
+ * ha.wakeup()). At most 20 + 15 = 35 extra cycles per change of leader. */
 #define WAKE_BODY "{\"citus_init_wakeup\":null}"
+#define WAKE_FAST_PERIOD_S 0.25
+#define WAKE_FAST_WINDOW_S 5.0
 #define WAKE_PERIOD_S 1.0
 #define WAKE_WINDOW_S 20.0
 /* Patroni reports primary/running while it is still finishing the bootstrap, before the
@@ -452,7 +455,9 @@ static void wakeup_finished(struct leader_watch *w, CURLcode rc)
             log_info("asked Patroni for an HA cycle now, so Citus takes worker leaders at once",
                      "url", w->wake_url, "attempts", attempts, NULL);
         if (in_window)
-            schedule_wakeup(w, WAKE_PERIOD_S);
+            schedule_wakeup(w, ev_now(w->loop) - w->leader_since < WAKE_FAST_WINDOW_S
+                                   ? WAKE_FAST_PERIOD_S
+                                   : WAKE_PERIOD_S);
         return;
     }
     /* 503: the bootstrap is still being finished; a failed connection: the REST API is

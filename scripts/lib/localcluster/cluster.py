@@ -567,6 +567,23 @@ class Cluster:
             info["sslmode"] = sslmode or "prefer"
         return info
 
+    def primary_conninfo(self, group: int, **kw) -> dict:
+        """Connection parameters that reach the group's writable primary, whichever member it
+        is (libpq tries each member, target_session_attrs=read-write): what a client of the
+        chart's primary Service gets, without asking Patroni."""
+        members = self.group(group)
+        info = self.conninfo(members[0], **kw)
+        info.update(host=",".join(p.dns_name for p in members),
+                    hostaddr=",".join(p.ip for p in members), target_session_attrs="read-write")
+        return info
+
+    def connect_primary(self, group: int, dbname: Optional[str] = None, autocommit: bool = True,
+                        **kw):
+        import psycopg2
+        conn = psycopg2.connect(**self.primary_conninfo(group, dbname=dbname, **kw))
+        conn.autocommit = autocommit
+        return conn
+
     def connect(self, pod: Pod, dbname: Optional[str] = None, autocommit: bool = True, **kw):
         import psycopg2  # the venv has it; only what talks SQL needs it
         conn = psycopg2.connect(**self.conninfo(pod, dbname=dbname, **kw))

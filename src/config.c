@@ -772,6 +772,10 @@ static void load_tls(struct loader *ld, struct config *cfg)
     if (cfg->ssl_client_cert && !cfg->ssl_enabled)
         diag_error(ld->d, "SSL_CLIENT_CERT: true while SSL_ENABLED is false; expected "
                    "SSL_ENABLED=true to require client certificates");
+    take_bool(ld, "RESTAPI_TLS", cfg->ssl_enabled, &cfg->restapi_tls);
+    if (cfg->restapi_tls && !cfg->ssl_enabled)
+        diag_error(ld->d, "RESTAPI_TLS: true while SSL_ENABLED is false; expected "
+                   "SSL_ENABLED=true (the REST API serves the member's PostgreSQL certificate)");
 }
 
 static void load_logging(struct loader *ld, struct config *cfg)

@@ -84,7 +84,30 @@ struct leader_watch {
     ev_timer wake_timer;
     char wake_url[300];
     struct curl_slist *wake_headers;
+
+    char *ca_file;          /* RESTAPI_TLS: the CA the REST API's certificate is checked against */
 };
+
+/* Options every request to the local REST API shares. With RESTAPI_TLS the certificate must
+ * be issued by the pod's CA; its names are not checked: the request goes to this member's
+ * own listen address, which the certificate need not name. */
+static void setup_request(struct leader_watch *w, CURL *h, const char *url, long timeout_ms)
+{
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* never a proxy from the environment */
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (w->ca_file) {
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+        curl_easy_setopt(h, CURLOPT_CAINFO, w->ca_file);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+    }
+}
 
 /* ------------------------------------------------------------------ pure helpers */
 
@@ -134,8 +157,8 @@ char *leader_api_url(const struct config *cfg, const char *path, char *buf, size
         strcmp(addr, "*") == 0)
         snprintf(addr, sizeof addr, "127.0.0.1");
     bool v6 = strchr(addr, ':') != NULL;
-    snprintf(buf, size, "http://%s%s%s:%d%s", v6 ? "[" : "", addr, v6 ? "]" : "", cfg->api_port,
-             path);
+    snprintf(buf, size, "%s://%s%s%s:%d%s", cfg->restapi_tls ? "https" : "http", v6 ? "[" : "",
+             addr, v6 ? "]" : "", cfg->api_port, path);
     return buf;
 }
 
@@ -611,16 +634,13 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
         leader_watch_stop(w);
         return NULL;
     }
+    if (cfg->restapi_tls)
+        w->ca_file = config_path(cfg, "tls/ca.crt");
     leader_patroni_url(cfg, w->url, sizeof w->url);
     long interval = cfg->leader_poll_interval_ms > 0 ? cfg->leader_poll_interval_ms : 1000;
-    curl_easy_setopt(w->easy, CURLOPT_URL, w->url);
-    curl_easy_setopt(w->easy, CURLOPT_NOPROXY, "*"); /* never a proxy from the environment */
-    curl_easy_setopt(w->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(w->easy, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(w->easy, CURLOPT_TIMEOUT_MS, interval > 2000 ? interval : 2000L);
+    setup_request(w, w->easy, w->url, interval > 2000 ? interval : 2000L);
     curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w);
-    curl_easy_setopt(w->easy, CURLOPT_PROTOCOLS_STR, "http");
     w->wake_on_leader = cfg->citus_enabled && cfg->citus_group == 0;
     ev_timer_init(&w->wake_timer, on_wake_timer, 0., 0.);
     w->wake_timer.data = w;
@@ -633,16 +653,11 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
             return NULL;
         }
         leader_api_url(cfg, "/config", w->wake_url, sizeof w->wake_url);
-        curl_easy_setopt(w->wake, CURLOPT_URL, w->wake_url);
+        setup_request(w, w->wake, w->wake_url, 5000L);
         curl_easy_setopt(w->wake, CURLOPT_CUSTOMREQUEST, "PATCH");
         curl_easy_setopt(w->wake, CURLOPT_POSTFIELDS, WAKE_BODY);
         curl_easy_setopt(w->wake, CURLOPT_HTTPHEADER, w->wake_headers);
-        curl_easy_setopt(w->wake, CURLOPT_NOPROXY, "*");
-        curl_easy_setopt(w->wake, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(w->wake, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-        curl_easy_setopt(w->wake, CURLOPT_TIMEOUT_MS, 5000L);
         curl_easy_setopt(w->wake, CURLOPT_WRITEFUNCTION, discard_body);
-        curl_easy_setopt(w->wake, CURLOPT_PROTOCOLS_STR, "http");
         if (cfg->restapi_password) {
             /* PATCH is an unsafe method: Patroni wants the REST API credentials (libcurl
              * keeps its own copies; the password never reaches a log line) */
@@ -705,6 +720,7 @@ void leader_watch_stop(struct leader_watch *w)
     if (w->multi)
         curl_multi_cleanup(w->multi);
     free(w->body);
+    free(w->ca_file);
     extension_list_free(&w->list);
     free(w);
 }

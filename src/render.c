@@ -413,7 +413,28 @@ char *render_patroni_yaml(const struct config *cfg, bool mask_secrets)
         kv_str(&em, "password", mask_secrets ? MASK : cfg->restapi_password);
         map_end(&em);
     }
+    if (cfg->restapi_tls) {
+        /* the member's PostgreSQL certificate; clients are not asked for one (basic auth
+         * guards the unsafe methods) */
+        str(&em, "certfile");
+        str_owned(&em, config_path(cfg, "tls/server.crt"));
+        str(&em, "keyfile");
+        str_owned(&em, config_path(cfg, "tls/server.key"));
+    }
     map_end(&em);
+    if (cfg->restapi_tls) {
+        /* patronictl in the pod (Patroni's own requests to members never verify): checks the
+         * certificate and name with verify-full, like the members' PostgreSQL connections;
+         * with the weaker modes it encrypts without checking, as they do */
+        kv_map(&em, "ctl");
+        if (cfg->ssl_mode == SSL_MODE_VERIFY_FULL) {
+            str(&em, "cacert");
+            str_owned(&em, config_path(cfg, "tls/ca.crt"));
+        } else {
+            kv_bool(&em, "insecure", true);
+        }
+        map_end(&em);
+    }
     if (cfg->citus_enabled) {
         kv_map(&em, "citus");
         kv_num(&em, "group", cfg->citus_group);

@@ -149,6 +149,10 @@ def test_pod_env_contract(default):
         assert e["SUPERUSER_PASSWORD_KEY"] == "superuser-password"
         assert e["REPLICATION_PASSWORD_KEY"] == "replication-password"
         assert e["RESTAPI_AUTH"] == "true"
+        assert e["RESTAPI_TLS"] == "false", "no TLS without ssl.enabled"
+        c = container(default.get("StatefulSet", "citusdemo-%s" % g))
+        assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+        assert c["livenessProbe"]["httpGet"]["scheme"] == "HTTP"
         assert e["RESTAPI_USERNAME"] == "patroni"
         assert e["RESTAPI_PASSWORD_KEY"] == "restapi-password"
         assert "RESTAPI_PASSWORD" not in e, "the password comes from the mounted secret only"
@@ -258,6 +262,23 @@ def test_ssl_enabled():
             assert e["SSL_ENABLED"] == "true" and e["SSL_MODE"] == "verify-full"
             assert e["SSL_CLIENT_CERT"] == "true"
             assert e["SSL_CERT_DIR"] == "/etc/ssl/certs/postgresql"
+
+
+def test_restapi_https_follows_ssl():
+    """With TLS on, Patroni's REST API serves https (citus-init: RESTAPI_TLS) and the kubelet
+    probes it over https; patroni.restapi.tls=false keeps it on http."""
+    for tls, scheme in ((None, "HTTPS"), (True, "HTTPS"), (False, "HTTP")):
+        values = {"ssl": {"enabled": True}}
+        if tls is not None:
+            values["patroni"] = {"restapi": {"tls": tls}}
+        r = render(values)
+        for sts in r.all("StatefulSet"):
+            assert env(sts)["RESTAPI_TLS"] == ("true" if scheme == "HTTPS" else "false")
+            c = container(sts)
+            assert c["readinessProbe"]["httpGet"]["scheme"] == scheme
+            assert c["livenessProbe"]["httpGet"]["scheme"] == scheme
+    # not a boolean: refused by the schema
+    assert "tls" in render_error({"patroni": {"restapi": {"tls": "yes"}}})
 
 
 def test_cert_manager_certificate():

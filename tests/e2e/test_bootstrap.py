@@ -1,6 +1,11 @@
 """One cluster in the chart's default shape (coordinator 3, two worker groups of 2), shared by
 read-only tests: bootstrap, extensions, Citus registration and queries, TLS verify-full for
 clients, replication and Citus' own connections, the documented in-pod commands."""
+import http.client
+import socket
+import ssl
+import urllib.request
+
 import psycopg2
 import pytest
 
@@ -115,7 +120,35 @@ def test_replication_uses_tls(cluster):
         rows = execute(leader, "SELECT r.application_name, s.ssl FROM pg_stat_replication r "
                                "JOIN pg_stat_ssl s USING (pid)", dbname="postgres")
         assert len(rows) == len(cluster.group(g)) - 1, f"group {g}: {rows}"
-        assert all(ssl for _, ssl in rows), f"group {g}: replication without TLS: {rows}"
+        assert all(on for _, on in rows), f"group {g}: replication without TLS: {rows}"
+
+
+def https_get(pod, path, ctx):
+    """GET over https from the pod's address, the certificate checked for the pod's DNS name."""
+    raw = socket.create_connection((pod.ip, 8008), timeout=10)
+    conn = http.client.HTTPSConnection(pod.dns_name, 8008, timeout=10)
+    conn.sock = ctx.wrap_socket(raw, server_hostname=pod.dns_name)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_rest_api_serves_https_with_the_member_certificate(cluster, tmp_path):
+    """TLS on: every member's Patroni REST API answers https with its own certificate (name
+    checked), refuses plain http, and a client trusting another CA cannot connect."""
+    from localcluster import tls
+    ctx = ssl.create_default_context(cafile=str(cluster.certs_dir / "ca.crt"))
+    foreign = ssl.create_default_context(cafile=str(tls.generate_foreign_ca(tmp_path)))
+    for pod in cluster.pods.values():
+        status, body = https_get(pod, "/patroni", ctx)
+        assert status == 200 and b'"state"' in body, pod.name
+        with pytest.raises((OSError, http.client.HTTPException)):
+            urllib.request.urlopen(f"http://{pod.ip}:8008/patroni", timeout=10).read()
+        with pytest.raises(OSError, match="certificate verify failed"):
+            https_get(pod, "/patroni", foreign)
 
 
 @needs_citus

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -98,10 +99,20 @@ class Kube:
         kubelet.py)."""
         return pod["metadata"]["annotations"][LOOPBACK_ANNOTATION]
 
+    @staticmethod
+    def api_scheme(pod):
+        """http or https: what the chart's probes use for this pod's Patroni REST API."""
+        probe = pod["spec"]["containers"][0].get("readinessProbe") or {}
+        return probe.get("httpGet", {}).get("scheme", "HTTP").lower()
+
     @classmethod
     def patroni(cls, pod, path="/patroni", timeout=3):
         ip = cls.addr(pod)
-        with urllib.request.urlopen(f"http://{ip}:8008{path}", timeout=timeout) as r:
+        scheme = cls.api_scheme(pod)
+        # like the kubelet's probes, no certificate check here (test_c_ssl_persistence checks it)
+        ctx = ssl._create_unverified_context() if scheme == "https" else None
+        with urllib.request.urlopen(f"{scheme}://{ip}:8008{path}", timeout=timeout,
+                                    context=ctx) as r:
             return json.loads(r.read().decode())
 
     def group_pods(self, ns, cluster, group):

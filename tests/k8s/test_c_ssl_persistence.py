@@ -1,9 +1,13 @@
 """helm install with SSL verify-full, persistent volumes and the extension list: leaders,
 extensions, helm test; helm uninstall leaves the PVCs and the documented leftovers."""
 import base64
+import http.client
+import json
 import shutil
+import ssl
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -68,6 +72,21 @@ def test_leaders_and_extensions(kube, release, certs):
         row = kube.sql(pod, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", pw,
                        dbname="postgres", sslmode="require")
         assert row == [(True,)], pod["metadata"]["name"]
+
+
+def test_rest_api_serves_https_only(kube, release, certs):
+    """ssl.enabled: every member's Patroni REST API serves https with its certificate (checked
+    against the CA, names included: the test certificate names the pod addresses); plain http
+    is refused; the kubelet probes over https."""
+    kube.wait_leaders(NS, CLUSTER, GROUPS, 600)
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    for pod in kube.pods(NS, f"cluster-name={CLUSTER},citus-group"):
+        name, ip = pod["metadata"]["name"], kube.addr(pod)
+        assert kube.api_scheme(pod) == "https", name
+        with urllib.request.urlopen(f"https://{ip}:8008/patroni", timeout=10, context=ctx) as r:
+            assert json.loads(r.read().decode())["state"] in ("running", "streaming"), name
+        with pytest.raises((OSError, http.client.HTTPException)):
+            urllib.request.urlopen(f"http://{ip}:8008/patroni", timeout=10).read()
 
 
 def test_helm_test_passes(kube, release):

@@ -123,6 +123,7 @@ static void defaults_and_derived_values(void **state)
     assert_string_equal(c->replication_password, REPL_PW);
     assert_string_equal(c->restapi_username, "patroni");
     assert_string_equal(c->restapi_password, TEST_API_PW); /* one trailing newline stripped */
+    assert_false(c->restapi_tls); /* follows SSL_ENABLED (off here) */
     assert_false(c->ssl_enabled);
     assert_int_equal(c->ssl_mode, SSL_MODE_VERIFY_CA);
     assert_string_equal(c->ssl_cert_dir, "/etc/ssl/certs/postgresql");
@@ -192,6 +193,7 @@ static void explicit_values(void **state)
     assert_true(c->ssl_enabled);
     assert_int_equal(c->ssl_mode, SSL_MODE_VERIFY_FULL);
     assert_true(c->ssl_client_cert);
+    assert_true(c->restapi_tls); /* follows SSL_ENABLED */
     assert_int_equal(c->log_format, LOG_FORMAT_JSON);
     assert_int_equal(c->log_level, LOG_DEBUG);
     assert_int_equal(c->extensions_retry_delay, 0);
@@ -362,6 +364,25 @@ static void client_cert_without_ssl(void **state)
     set("SSL_CLIENT_CERT", "true");
     assert_only_error("SSL_CLIENT_CERT: true while SSL_ENABLED is false; expected "
                       "SSL_ENABLED=true to require client certificates");
+}
+
+static void restapi_tls_needs_ssl(void **state)
+{
+    struct fixture *f = *state;
+    set("SSL_ENABLED", "false");
+    set("RESTAPI_TLS", "true");
+    assert_only_error("RESTAPI_TLS: true while SSL_ENABLED is false; expected SSL_ENABLED=true "
+                      "(the REST API serves the member's PostgreSQL certificate)");
+}
+
+static void restapi_tls_can_be_turned_off(void **state)
+{
+    struct fixture *f = *state;
+    set("SSL_ENABLED", "true");
+    set("RESTAPI_TLS", "off");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_true(f->cfg.ssl_enabled);
+    assert_false(f->cfg.restapi_tls);
 }
 
 static void unknown_log_settings(void **state)
@@ -892,6 +913,8 @@ int main(void)
         T(unknown_ssl_mode),
         T(bad_boolean),
         T(client_cert_without_ssl),
+        T(restapi_tls_needs_ssl),
+        T(restapi_tls_can_be_turned_off),
         T(unknown_log_settings),
         T(empty_password_file),
         T(password_path_not_a_file),

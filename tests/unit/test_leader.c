@@ -90,6 +90,10 @@ static void url_and_ownership(void **unused)
     assert_string_equal(leader_patroni_url(&cfg, buf, sizeof buf), "http://127.0.0.1:9000/patroni");
     assert_string_equal(leader_api_url(&cfg, "/config", buf, sizeof buf),
                         "http://127.0.0.1:9000/config");
+    cfg.restapi_tls = true;
+    assert_string_equal(leader_api_url(&cfg, "/config", buf, sizeof buf),
+                        "https://127.0.0.1:9000/config");
+    cfg.restapi_tls = false;
 
     cfg.citus_enabled = true;
     cfg.citus_group = 0;

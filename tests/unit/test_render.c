@@ -165,6 +165,8 @@ static void etcd_without_tls(void **state)
     assert_str(f, "etcd3/hosts/0", "127.0.0.1:2379");
     assert_int_equal(seq_len(f, "etcd3/hosts"), 1);
     assert_null(node_at(&f->doc, "kubernetes"));
+    assert_null(node_at(&f->doc, "restapi/certfile")); /* no SSL, no REST API TLS */
+    assert_null(node_at(&f->doc, "ctl"));
 
     assert_plain(f, "bootstrap/dcs/ttl", "20");
     assert_plain(f, "bootstrap/dcs/loop_wait", "10");
@@ -268,6 +270,11 @@ static void tls_citus_and_partman(void **state)
                "sslmode=verify-full sslrootcert=/run/ci/tls/ca.crt "
                "sslcert=/run/ci/tls/server.crt sslkey=/run/ci/tls/server.key");
     assert_str(f, "postgresql/pgpass", "/run/ci/pgpass");
+    assert_str(f, "restapi/certfile", "/run/ci/tls/server.crt");
+    assert_str(f, "restapi/keyfile", "/run/ci/tls/server.key");
+    assert_null(node_at(&f->doc, "restapi/verify_client"));
+    assert_str(f, "ctl/cacert", "/run/ci/tls/ca.crt"); /* verify-full: patronictl checks it */
+    assert_null(node_at(&f->doc, "ctl/insecure"));
 
     assert_int_equal(seq_len(f, "postgresql/pg_hba"), 6);
     assert_str(f, "postgresql/pg_hba/0", "local all all peer map=local");
@@ -292,6 +299,22 @@ static void tls_without_client_cert(void **state)
     assert_str(f, "postgresql/pg_hba/1", "hostssl replication replicator all scram-sha-256");
     assert_str(f, "postgresql/pg_hba/2", "hostssl all all all scram-sha-256");
     assert_str(f, "postgresql/pg_hba/3", "hostnossl all all all reject");
+    /* verify-ca: the REST API still serves TLS; patronictl encrypts without checking names */
+    assert_str(f, "restapi/certfile", "/run/citus-init/tls/server.crt");
+    assert_plain(f, "ctl/insecure", "true");
+    assert_null(node_at(&f->doc, "ctl/cacert"));
+}
+
+static void restapi_tls_off(void **state)
+{
+    struct fixture *f = *state;
+    set("SSL_ENABLED", "true");
+    set("RESTAPI_TLS", "false");
+    render(f, false);
+    assert_quoted(f, "postgresql/parameters/ssl", "on");
+    assert_null(node_at(&f->doc, "restapi/certfile"));
+    assert_null(node_at(&f->doc, "restapi/keyfile"));
+    assert_null(node_at(&f->doc, "ctl"));
 }
 
 static void without_citus(void **state)
@@ -452,6 +475,7 @@ int main(void)
         T(kubernetes_dcs),
         T(tls_citus_and_partman),
         T(tls_without_client_cert),
+        T(restapi_tls_off),
         T(without_citus),
         T(ipv6_addresses_in_brackets),
         T(tricky_passwords_round_trip),

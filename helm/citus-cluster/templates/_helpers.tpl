@@ -271,3 +271,8 @@ capabilities:
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* "true" when Patroni's REST API serves https: TLS is on and patroni.restapi.tls is not off. */}}
+{{- define "citus.restapiTLS" -}}
+{{- and .Values.ssl.enabled .Values.patroni.restapi.tls -}}
+{{- end -}}

@@ -423,7 +423,11 @@ class Cluster:
             for index in range(count):
                 pod = Pod(self, group, index)
                 self.pods[pod.name] = pod
-        self._api_scheme = "http"
+        # citus-init serves the REST API over https whenever TLS is on (RESTAPI_TLS); another
+        # entrypoint (the bench's anchor) may not: api_get falls back to the other scheme
+        tls_api = (spec.ssl and spec.command is None
+                   and spec.env.get("RESTAPI_TLS", "true").lower() not in ("false", "0", "no", "off"))
+        self._api_scheme = "https" if tls_api else "http"
         self.load_state()
 
     @property

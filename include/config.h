@@ -81,8 +81,8 @@ struct config {
     enum ssl_mode ssl_mode;
     char *ssl_cert_dir;      /* source: ca.crt, server.crt, server.key */
     bool ssl_client_cert;
-    /* Patroni's REST API over https with the member's certificate (RESTAPI_TLS, on whenever
-     * SSL_ENABLED is): probes, members, patronictl and the leader module use https. */
+    /* Patroni's REST API over https with the member's certificate (RESTAPI_TLS, by default
+     * on when SSL_ENABLED is): probes, members, patronictl and the leader module use https. */
     bool restapi_tls;
 
     /* extensions */

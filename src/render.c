@@ -423,9 +423,10 @@ char *render_patroni_yaml(const struct config *cfg, bool mask_secrets)
     }
     map_end(&em);
     if (cfg->restapi_tls) {
-        /* patronictl in the pod (Patroni's own requests to members never verify): checks the
-         * certificate and name with verify-full, like the members' PostgreSQL connections;
-         * with the weaker modes it encrypts without checking, as they do */
+        /* patronictl in the pod (Patroni's own requests to members never verify): with
+         * verify-full it checks the certificate and its names, as the members' PostgreSQL
+         * connections do; below that it only encrypts (patronictl cannot check the CA
+         * without the names, which verify-ca certificates need not carry) */
         kv_map(&em, "ctl");
         if (cfg->ssl_mode == SSL_MODE_VERIFY_FULL) {
             str(&em, "cacert");

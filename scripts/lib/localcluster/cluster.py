@@ -423,11 +423,9 @@ class Cluster:
             for index in range(count):
                 pod = Pod(self, group, index)
                 self.pods[pod.name] = pod
-        # citus-init serves the REST API over https whenever TLS is on (RESTAPI_TLS); another
-        # entrypoint (the bench's anchor) may not: api_get falls back to the other scheme
-        tls_api = (spec.ssl and spec.command is None
-                   and spec.env.get("RESTAPI_TLS", "true").lower() not in ("false", "0", "no", "off"))
-        self._api_scheme = "https" if tls_api else "http"
+        # the scheme tried first: citus-init serves the REST API over https by default when TLS
+        # is on; api_get falls back to the other one (RESTAPI_TLS=false, the bench's anchor)
+        self._api_scheme = "https" if spec.ssl and spec.command is None else "http"
         self.load_state()
 
     @property
@@ -583,14 +581,15 @@ class Cluster:
 
     def connect_primary(self, group: int, dbname: Optional[str] = None, autocommit: bool = True,
                         **kw):
-        import psycopg2
-        conn = psycopg2.connect(**self.primary_conninfo(group, dbname=dbname, **kw))
-        conn.autocommit = autocommit
-        return conn
+        return self._open(self.primary_conninfo(group, dbname=dbname, **kw), autocommit)
 
     def connect(self, pod: Pod, dbname: Optional[str] = None, autocommit: bool = True, **kw):
+        return self._open(self.conninfo(pod, dbname=dbname, **kw), autocommit)
+
+    @staticmethod
+    def _open(info: dict, autocommit: bool):
         import psycopg2  # the venv has it; only what talks SQL needs it
-        conn = psycopg2.connect(**self.conninfo(pod, dbname=dbname, **kw))
+        conn = psycopg2.connect(**info)
         conn.autocommit = autocommit
         return conn
 
@@ -633,11 +632,13 @@ class Cluster:
         return self.wait_for("a writable leader in every group", all_leaders, timeout)
 
     def extensions_present(self, pod: Pod) -> bool:
-        wanted = self.wanted_extensions()
         with pod.connect() as conn, conn.cursor() as cur:
-            cur.execute("SELECT extname FROM pg_extension")
-            have = {r[0] for r in cur.fetchall()}
-        return wanted <= have
+            return self.extensions_in(cur)
+
+    def extensions_in(self, cur) -> bool:
+        """Every wanted extension exists in the database of this cursor."""
+        cur.execute("SELECT extname FROM pg_extension")
+        return self.wanted_extensions() <= {r[0] for r in cur.fetchall()}
 
     def wanted_extensions(self) -> set:
         names = set()

@@ -50,9 +50,9 @@ def helm(args, check=True):
     return res
 
 
-def template_args(values=None, files=(), sets=(), chart=CHART):
+def template_args(values=None, files=(), sets=(), chart=CHART, release=RELEASE):
     tmpdir = tempfile.mkdtemp(prefix="chart-values-")
-    args = ["template", RELEASE, chart, "--namespace", NAMESPACE]
+    args = ["template", release, chart, "--namespace", NAMESPACE]
     for f in files:
         args += ["-f", f]
     if values is not None:
@@ -62,8 +62,8 @@ def template_args(values=None, files=(), sets=(), chart=CHART):
     return args, tmpdir
 
 
-def render(values=None, files=(), sets=(), chart=CHART):
-    args, tmpdir = template_args(values, files, sets, chart)
+def render(values=None, files=(), sets=(), chart=CHART, release=RELEASE):
+    args, tmpdir = template_args(values, files, sets, chart, release)
     try:
         return Rendered(helm(args).stdout)
     finally:

@@ -19,7 +19,6 @@ SEED_DEFAULTS = {
     "patroni.superuser.password": "",
     "patroni.replication.password": "",
     "secret.create": True,
-    "secret.name": "citusdemo",
     "secret.keys.superuserPassword": "superuser-password",
     "secret.keys.replicationPassword": "replication-password",
     "storage.persistentVolume.enabled": False,
@@ -27,7 +26,6 @@ SEED_DEFAULTS = {
     "namespace": "default",
     "ssl.enabled": False,
     "ssl.mode": "verify-ca",
-    "ssl.secretName": "citusdemo-ssl-certs",
     "additionalExtensions.enabled": False,
     "additionalExtensions.maxAttempts": 60,
     "additionalExtensions.retryDelaySeconds": 5,
@@ -35,6 +33,11 @@ SEED_DEFAULTS = {
     "additionalExtensions.enableOnWorkers": False,
     "additionalExtensions.extensions": ["postgis", "postgis_topology", "pg_partman"],
 }
+
+
+# Defaults the chart derives instead of spelling them in values.yaml; with the default
+# clusterName they are the original chart's names (README "Deviations").
+SEED_DERIVED = {"secret.name": "citusdemo", "ssl.secretName": "citusdemo-ssl-certs"}
 
 
 def values():
@@ -54,6 +57,16 @@ def test_seed_parameters_and_defaults():
     assert all(w["replicas"] == 2 and w["citusType"] == "worker" for w in v["workers"])
 
 
+def test_seed_derived_defaults():
+    from conftest import render
+    v = values()
+    assert v["secret"]["name"] == "" and v["ssl"]["secretName"] == ""
+    r = render({"ssl": {"enabled": True}})
+    assert r.names("Secret") == [SEED_DERIVED["secret.name"]]
+    vols = {v["name"]: v for v in r.get("StatefulSet", "citusdemo-0")["spec"]["template"]["spec"]["volumes"]}
+    assert vols["ssl-certs"]["secret"]["secretName"] == SEED_DERIVED["ssl.secretName"]
+
+
 def test_readme_table_is_up_to_date():
     res = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "chart", "gen_readme.py"), "--check"],
                          capture_output=True, text=True)
@@ -63,7 +76,7 @@ def test_readme_table_is_up_to_date():
 def test_readme_documents_every_parameter():
     with open(os.path.join(CHART, "README.md")) as f:
         readme = f.read()
-    for path in SEED_DEFAULTS:
+    for path in list(SEED_DEFAULTS) + list(SEED_DERIVED):
         assert "| `%s` |" % path in readme, path
 
 

@@ -125,6 +125,52 @@ def test_cluster_name_changes_every_name():
     assert env(r.get("StatefulSet", "shop-1"))["KUBERNETES_LABELS"] == "cluster-name=shop"
 
 
+def test_secret_names_follow_cluster_name():
+    r = render({"clusterName": "shop", "ssl": {"enabled": True}})
+    assert r.names("Secret") == ["shop"]
+    for sts in r.all("StatefulSet"):
+        assert mounted_volume(sts, "/etc/patroni/secrets")["secret"]["secretName"] == "shop"
+        assert mounted_volume(sts, "/etc/ssl/certs/postgresql")["secret"]["secretName"] == "shop-ssl-certs"
+    r = render({"clusterName": "shop", "ssl": {"enabled": True, "certManager": {
+        "enabled": True, "issuerRef": {"name": "ca"}}}})
+    assert r.get("Certificate", "shop-tls")["spec"]["secretName"] == "shop-ssl-certs"
+
+
+def test_seed_secret_names_accepted_when_set():
+    """The original chart's names, set explicitly, are used as given whatever clusterName."""
+    r = render({"clusterName": "shop", "secret": {"name": "citusdemo"},
+                "ssl": {"enabled": True, "secretName": "citusdemo-ssl-certs"}})
+    assert r.names("Secret") == ["citusdemo"]
+    sts = r.get("StatefulSet", "shop-0")
+    assert mounted_volume(sts, "/etc/patroni/secrets")["secret"]["secretName"] == "citusdemo"
+    assert mounted_volume(sts, "/etc/ssl/certs/postgresql")["secret"]["secretName"] == "citusdemo-ssl-certs"
+
+
+# Every optional object on: what a release can create.
+EVERYTHING = {"ssl": {"enabled": True, "clientCert": True,
+                      "certManager": {"enabled": True, "issuerRef": {"name": "ca"}}},
+              "patroni": {"bypassApiService": True},
+              "additionalExtensions": {"enabled": True, "extensions": ["postgis"]}}
+
+
+def object_keys(r):
+    """(kind, namespace, name) of every object; cluster-scoped objects have namespace None."""
+    return {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in r.docs}
+
+
+def test_two_releases_in_one_namespace_never_share_a_name():
+    a = render(dict(EVERYTHING, clusterName="shop"), release="shop")
+    b = render(dict(EVERYTHING, clusterName="billing"), release="billing")
+    kinds = {k for k, _, _ in object_keys(a)}
+    for kind in ("Secret", "Certificate", "ClusterRole", "RoleBinding", "Job", "Pod", "StatefulSet"):
+        assert kind in kinds, kind
+    assert object_keys(a) & object_keys(b) == set()
+    # the secrets they mount (the TLS secret is not rendered: it is named, not created)
+    mounted = lambda r: {v["secret"]["secretName"] for s in r.all("StatefulSet")
+                         for v in pod_spec(s)["volumes"] if "secret" in v}
+    assert mounted(a) and mounted(a) & mounted(b) == set()
+
+
 def test_coordinator_disabled():
     r = render({"coordinator": {"enabled": False, "replicas": 3}})
     assert r.names("StatefulSet") == ["citusdemo-1", "citusdemo-2"]

@@ -92,6 +92,17 @@ JSON schema cannot express uniqueness of one property across array items. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* Names of the two secrets: an explicit value wins (the original chart's `citusdemo` and
+`citusdemo-ssl-certs` keep working), else derived from clusterName so that two releases in
+one namespace never share a secret. */}}
+{{- define "citus.secretName" -}}
+{{ .Values.secret.name | default .Values.clusterName }}
+{{- end -}}
+
+{{- define "citus.sslSecretName" -}}
+{{ .Values.ssl.secretName | default (printf "%s-ssl-certs" .Values.clusterName) }}
+{{- end -}}
+
 {{- define "citus.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag }}
 {{- end -}}
@@ -174,7 +185,7 @@ clear event instead of starting a member without a password. Argument: dict "roo
 {{- $v := .root.Values -}}
 - name: patroni-secrets
   secret:
-    secretName: {{ $v.secret.name }}
+    secretName: {{ include "citus.secretName" .root }}
     defaultMode: 0440
     items:
       - key: {{ $v.secret.keys.superuserPassword }}
@@ -190,7 +201,7 @@ clear event instead of starting a member without a password. Argument: dict "roo
 {{- if $v.ssl.enabled }}
 - name: ssl-certs
   secret:
-    secretName: {{ $v.ssl.secretName }}
+    secretName: {{ include "citus.sslSecretName" .root }}
     defaultMode: 0440
     {{- if $v.ssl.certManager.enabled }}
     # cert-manager names the files tls.crt/tls.key; citus-init reads server.crt/server.key.

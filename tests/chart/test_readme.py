@@ -12,7 +12,6 @@ from conftest import CHART, ROOT
 SEED_DEFAULTS = {
     "clusterName": "citusdemo",
     "image.repository": "patroni-citus-k8s",
-    "image.tag": "latest",
     "image.pullPolicy": "IfNotPresent",
     "coordinator.enabled": True,
     "coordinator.replicas": 3,
@@ -38,6 +37,9 @@ SEED_DEFAULTS = {
 # Defaults the chart derives instead of spelling them in values.yaml; with the default
 # clusterName they are the original chart's names (README "Deviations").
 SEED_DERIVED = {"secret.name": "citusdemo", "ssl.secretName": "citusdemo-ssl-certs"}
+# Deliberate deviations from the original chart's defaults (README "Differences from the
+# original chart"): image.tag `latest` -> the chart's appVersion.
+SEED_CHANGED = {"image.tag": ("latest", "")}
 
 
 def values():
@@ -67,6 +69,20 @@ def test_seed_derived_defaults():
     assert vols["ssl-certs"]["secret"]["secretName"] == SEED_DERIVED["ssl.secretName"]
 
 
+def test_seed_deviations_are_documented():
+    v = values()
+    with open(os.path.join(CHART, "README.md")) as f:
+        readme = f.read()
+    section = readme.split("## Differences from the original chart", 1)
+    assert len(section) == 2, "README lacks the section naming the deviations"
+    for path, (seed, now) in SEED_CHANGED.items():
+        node = v
+        for key in path.split("."):
+            node = node[key]
+        assert node == now, path
+        assert "`%s`" % path in section[1].split("\n## ", 1)[0], path
+
+
 def test_readme_table_is_up_to_date():
     res = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "chart", "gen_readme.py"), "--check"],
                          capture_output=True, text=True)
@@ -76,7 +92,7 @@ def test_readme_table_is_up_to_date():
 def test_readme_documents_every_parameter():
     with open(os.path.join(CHART, "README.md")) as f:
         readme = f.read()
-    for path in list(SEED_DEFAULTS) + list(SEED_DERIVED):
+    for path in list(SEED_DEFAULTS) + list(SEED_DERIVED) + list(SEED_CHANGED):
         assert "| `%s` |" % path in readme, path
 
 

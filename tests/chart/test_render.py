@@ -4,6 +4,7 @@ import os
 import re
 
 import pytest
+import yaml
 
 from conftest import NAMESPACE, RELEASE, ROOT, render, render_error
 
@@ -628,6 +629,32 @@ def test_extras():
     assert spec["priorityClassName"] == "high" and spec["imagePullSecrets"] == [{"name": "regcred"}]
     (tsc,) = spec["topologySpreadConstraints"]
     assert tsc["labelSelector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
+
+
+def app_version():
+    with open(os.path.join(ROOT, "helm", "citus-cluster", "Chart.yaml")) as f:
+        return yaml.safe_load(f)["appVersion"]
+
+
+def test_image_defaults_to_app_version(default):
+    """Never `latest`: the default tag is the chart's appVersion, so an upgrade of the chart
+    is what changes the image."""
+    version = app_version()
+    assert version and version != "latest"
+    r = render({"additionalExtensions": {"enabled": True, "extensions": ["postgis"]}})
+    for obj in r.all("StatefulSet") + r.all("Job") + r.all("Pod"):
+        assert container(obj)["image"] == "patroni-citus-k8s:%s" % version, obj["metadata"]["name"]
+
+
+def test_image_digest():
+    digest = "sha256:" + "ab12" * 16
+    r = render({"image": {"repository": "reg.example/citus", "tag": "1.2", "digest": digest},
+                "additionalExtensions": {"enabled": True, "extensions": ["postgis"]}})
+    for obj in r.all("StatefulSet") + r.all("Job") + r.all("Pod"):
+        assert container(obj)["image"] == "reg.example/citus@" + digest, obj["metadata"]["name"]
+    # helmTest.image still wins for the test pod
+    pod = render({"image": {"digest": digest}, "helmTest": {"image": "psql:16"}}).get("Pod", "citusdemo-test")
+    assert container(pod)["image"] == "psql:16"
 
 
 def test_image():

@@ -24,6 +24,8 @@ SCHEMA_CASES = [
     ("boolean as string", {"ssl": {"enabled": "yes"}}, ["/ssl/enabled", "got string, want boolean"]),
     ("workers not a list", {"workers": {"citusGroup": 1}}, ["/workers", "got object, want array"]),
     ("pullPolicy", {"image": {"pullPolicy": "Sometimes"}}, ["/image/pullPolicy", "value must be one of"]),
+    ("digest without algorithm", {"image": {"digest": "0123456789abcdef0123456789abcdef"}}, ["/image/digest"]),
+    ("tag with a colon", {"image": {"tag": "1.0:x"}}, ["/image/tag"]),
     ("clusterName not a DNS label", {"clusterName": "Citus_Demo"}, ["/clusterName"]),
     ("bad extension name", {"additionalExtensions": {"extensions": ["postgis; DROP TABLE x"]}},
      ["/additionalExtensions/extensions/0"]),

@@ -103,8 +103,14 @@ one namespace never share a secret. */}}
 {{ .Values.ssl.secretName | default (printf "%s-ssl-certs" .Values.clusterName) }}
 {{- end -}}
 
+{{/* The image reference: repository@digest when a digest is given (the tag is then only
+documentation), else repository:tag with the chart's appVersion as the default tag. */}}
 {{- define "citus.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- with .Values.image.digest -}}
+{{ $.Values.image.repository }}@{{ . }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
 {{- end -}}
 
 {{- define "citus.extensionsConfigMap" -}}

@@ -251,7 +251,7 @@ def test_cluster_domain():
 def test_default_mounts(default):
     for g in GROUPS:
         sts = default.get("StatefulSet", "citusdemo-%s" % g)
-        assert mounted_volume(sts, "/home/postgres/pgdata") == {"name": "pgdata", "emptyDir": {}}
+        assert mounted_volume(sts, "/home/postgres/pgdata") == {"name": "pgdata", "emptyDir": {"sizeLimit": "5Gi"}}
         run = mounted_volume(sts, "/run/citus-init")
         assert run["emptyDir"]["medium"] == "Memory"
         shm = mounted_volume(sts, "/dev/shm")
@@ -271,6 +271,35 @@ def test_default_mounts(default):
             assert env(sts)["EXTENSIONS_FILE"].startswith("/etc/citus-init/extensions/")
         else:
             assert "/etc/citus-init/extensions" not in mounts(sts)
+
+
+def test_default_resources(default):
+    """Requests on every database container, no limit unless asked for; the Job and the test
+    pod have their own small requests and a memory limit."""
+    for sts in default.all("StatefulSet"):
+        assert container(sts)["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"}}
+    r = render({"additionalExtensions": {"enabled": True, "extensions": ["postgis"]}})
+    for obj in r.all("Job") + r.all("Pod"):
+        res = container(obj)["resources"]
+        assert res["requests"] == {"cpu": "50m", "memory": "32Mi"} and res["limits"] == {"memory": "128Mi"}, \
+            obj["metadata"]["name"]
+    r = render({"resources": {"limits": {"memory": "4Gi"}},
+                "additionalExtensions": {"enabled": True, "extensions": ["postgis"],
+                                         "resources": {"requests": {"cpu": "10m"}}},
+                "helmTest": {"resources": {"limits": {"memory": "1Gi"}}}})
+    assert container(r.get("StatefulSet", "citusdemo-1"))["resources"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "4Gi"}}
+    assert container(r.get("Job", "citusdemo-extensions-setup"))["resources"]["requests"]["cpu"] == "10m"
+    assert container(r.get("Pod", "citusdemo-test"))["resources"]["limits"] == {"memory": "1Gi"}
+
+
+def test_empty_dir_size_limit():
+    sts = render({"storage": {"emptyDir": {"sizeLimit": "20Gi"}}}).get("StatefulSet", "citusdemo-0")
+    assert mounted_volume(sts, "/home/postgres/pgdata") == {"name": "pgdata", "emptyDir": {"sizeLimit": "20Gi"}}
+    # every other emptyDir is memory-backed and bounded too
+    for name, vol in volumes(sts).items():
+        if "emptyDir" in vol:
+            assert vol["emptyDir"].get("sizeLimit"), name
 
 
 def test_shm_size():
@@ -604,7 +633,8 @@ def test_per_group_overrides():
                             {"citusGroup": 2, "replicas": 1}]})
     g1, g2 = r.get("StatefulSet", "citusdemo-1"), r.get("StatefulSet", "citusdemo-2")
     assert container(g1)["resources"] == {"requests": {"cpu": "3"}}
-    assert container(g2)["resources"] == {"requests": {"cpu": "1"}}
+    # values merge with the defaults: the default memory request stays
+    assert container(g2)["resources"] == {"requests": {"cpu": "1", "memory": "512Mi"}}
     assert pod_spec(g1)["nodeSelector"] == {"pool": "big"} and pod_spec(g2)["nodeSelector"] == {"pool": "all"}
     assert pod_spec(g1)["affinity"] == mine
     assert pod_spec(g1)["tolerations"] == [{"key": "b", "operator": "Exists"}]

@@ -333,10 +333,13 @@ def test_ssl_enabled():
         assert e["PGSSLROOTCERT"] == "/etc/ssl/certs/postgresql/ca.crt"
         vol = mounted_volume(obj, "/etc/ssl/certs/postgresql")
         assert vol["secret"]["secretName"] == "my-certs" and vol["secret"]["defaultMode"] == 0o440
-        assert "items" not in vol["secret"]
+        if obj["kind"] == "StatefulSet":
+            assert "items" not in vol["secret"]
+        else:  # clients: the CA only (test_clients_never_get_the_server_key)
+            assert vol["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
         if obj["kind"] != "Pod":
             assert e["SSL_ENABLED"] == "true" and e["SSL_MODE"] == "verify-full"
-            assert e["SSL_CLIENT_CERT"] == "true"
+            assert e["SSL_CLIENT_CERT"] == ("true" if obj["kind"] == "StatefulSet" else "false")
             assert e["SSL_CERT_DIR"] == "/etc/ssl/certs/postgresql"
 
 
@@ -538,11 +541,82 @@ def test_clients_see_only_the_superuser_password():
 
 
 def test_client_certificate_for_clients():
-    r = render({"ssl": {"enabled": True, "clientCert": True}})
-    e = env(r.get("Pod", "citusdemo-test"))
-    assert e["PGSSLCERT"] == "/etc/ssl/certs/postgresql/server.crt"
-    assert e["PGSSLKEY"] == "/etc/ssl/certs/postgresql/server.key"
-    assert "PGSSLCERT" not in env(render({"ssl": {"enabled": True}}).get("Pod", "citusdemo-test"))
+    """ssl.clientCert: the members present their server certificate; the Job and the test pod
+    the client certificate of ssl.clientSecretName (default <c>-client-tls)."""
+    r = render({"ssl": {"enabled": True, "clientCert": True},
+                "additionalExtensions": {"enabled": True, "extensions": ["postgis"]}})
+    for obj in r.all("Job") + r.all("Pod"):
+        e = env(obj)
+        assert e["PGSSLCERT"] == "/etc/ssl/certs/postgresql-client/tls.crt"
+        assert e["PGSSLKEY"] == "/etc/ssl/certs/postgresql-client/tls.key"
+        vol = mounted_volume(obj, "/etc/ssl/certs/postgresql-client")["secret"]
+        assert vol["secretName"] == "citusdemo-client-tls" and vol["defaultMode"] == 0o440
+        assert vol["items"] == [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
+    for sts in r.all("StatefulSet"):
+        assert env(sts)["PGSSLCERT"] == "/etc/ssl/certs/postgresql/server.crt"
+        assert "/etc/ssl/certs/postgresql-client" not in mounts(sts)
+    pod = render({"ssl": {"enabled": True, "clientCert": True, "clientSecretName": "mine"}}).get("Pod", "citusdemo-test")
+    assert mounted_volume(pod, "/etc/ssl/certs/postgresql-client")["secret"]["secretName"] == "mine"
+    pod = render({"ssl": {"enabled": True}}).get("Pod", "citusdemo-test")
+    assert "PGSSLCERT" not in env(pod) and "/etc/ssl/certs/postgresql-client" not in mounts(pod)
+
+
+def projected_secret_keys(obj):
+    """(secret name, key) of every secret entry the pod can read: an items list projects
+    those keys, a secret volume without items every key (None)."""
+    out = set()
+    for v in pod_spec(obj).get("volumes", []):
+        if "secret" in v:
+            items = v["secret"].get("items")
+            name = v["secret"]["secretName"]
+            out |= {(name, i["key"]) for i in items} if items else {(name, None)}
+        for src in (v.get("projected") or {}).get("sources", []):
+            if "secret" in src:
+                items = src["secret"].get("items")
+                name = src["secret"]["name"]
+                out |= {(name, i["key"]) for i in items} if items else {(name, None)}
+    return out
+
+
+@pytest.mark.parametrize("ssl", [{"enabled": True}, {"enabled": True, "clientCert": True},
+                                 {"enabled": True, "clientCert": True, "certManager": {
+                                     "enabled": True, "issuerRef": {"name": "ca"}}}],
+                         ids=["ssl", "ssl+clientCert", "ssl+clientCert+cert-manager"])
+def test_clients_never_get_the_server_key(ssl):
+    """The extensions Job and the helm test pod read the CA (and the client certificate when
+    configured) from the TLS secrets, never the members' server key or certificate, and of
+    the password secret only the superuser password."""
+    r = render({"ssl": ssl, "additionalExtensions": {"enabled": True, "extensions": ["postgis"]}})
+    clients = r.all("Job") + r.all("Pod")
+    assert len(clients) == 2
+    allowed = {("citusdemo", "superuser-password"), ("citusdemo-ssl-certs", "ca.crt")}
+    if ssl.get("clientCert"):
+        allowed |= {("citusdemo-client-tls", "tls.crt"), ("citusdemo-client-tls", "tls.key")}
+    for obj in clients:
+        assert projected_secret_keys(obj) == allowed, obj["metadata"]["name"]
+    # the members do get the server pair
+    sts = r.get("StatefulSet", "citusdemo-0")
+    assert ("citusdemo-ssl-certs", "tls.key" if ssl.get("certManager") else None) in projected_secret_keys(sts)
+
+
+def test_cert_manager_issues_the_client_certificate():
+    r = render({"ssl": {"enabled": True, "clientCert": True,
+                        "certManager": {"enabled": True, "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}}})
+    cert = r.get("Certificate", "citusdemo-client-tls")["spec"]
+    assert cert["secretName"] == "citusdemo-client-tls" and cert["commonName"] == "postgres"
+    assert cert["usages"] == ["client auth", "digital signature", "key encipherment"]
+    assert "dnsNames" not in cert
+    assert cert["issuerRef"] == {"name": "ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    assert r.names("Certificate") == ["citusdemo-client-tls", "citusdemo-tls"]
+    no_client = render({"ssl": {"enabled": True, "certManager": {"enabled": True, "issuerRef": {"name": "ca"}}}})
+    assert no_client.names("Certificate") == ["citusdemo-tls"]
+
+
+def test_helm_test_image_is_documented_as_trusted():
+    with open(os.path.join(ROOT, "helm", "citus-cluster", "values.yaml")) as f:
+        text = f.read()
+    doc = text.split("helmTest:", 1)[1].split("image:", 1)[0]
+    assert "Trusted" in doc and "superuser password" in doc
 
 
 # ---------------------------------------------------------------- extensions

@@ -135,18 +135,33 @@ which citus-init picks up without a restart. */}}
 {{- define "citus.extensionsDir" -}}/etc/citus-init/extensions{{- end -}}
 {{- define "citus.runDir" -}}/run/citus-init{{- end -}}
 
-{{/* Client-side TLS settings every container that runs psql or libpq gets. */}}
+{{- define "citus.clientCertDir" -}}/etc/ssl/certs/postgresql-client{{- end -}}
+
+{{- define "citus.clientSecretName" -}}
+{{ .Values.ssl.clientSecretName | default (printf "%s-client-tls" .Values.clusterName) }}
+{{- end -}}
+
+{{/* Client-side TLS settings of every container that runs psql or libpq. Argument: dict
+"root" $ and "clientOnly": a database pod presents its server certificate as client
+certificate (ssl.clientCert); the extensions Job and the test pod present the client
+certificate of ssl.clientSecretName and never see the server key. */}}
 {{- define "citus.clientSslEnv" -}}
-{{- if .Values.ssl.enabled }}
+{{- $v := .root.Values -}}
+{{- if $v.ssl.enabled }}
 - name: PGSSLMODE
-  value: {{ .Values.ssl.mode | quote }}
+  value: {{ $v.ssl.mode | quote }}
 - name: PGSSLROOTCERT
-  value: {{ include "citus.sslCertDir" . }}/ca.crt
-{{- if .Values.ssl.clientCert }}
+  value: {{ include "citus.sslCertDir" .root }}/ca.crt
+{{- if and $v.ssl.clientCert .clientOnly }}
 - name: PGSSLCERT
-  value: {{ include "citus.sslCertDir" . }}/server.crt
+  value: {{ include "citus.clientCertDir" .root }}/tls.crt
 - name: PGSSLKEY
-  value: {{ include "citus.sslCertDir" . }}/server.key
+  value: {{ include "citus.clientCertDir" .root }}/tls.key
+{{- else if $v.ssl.clientCert }}
+- name: PGSSLCERT
+  value: {{ include "citus.sslCertDir" .root }}/server.crt
+- name: PGSSLKEY
+  value: {{ include "citus.sslCertDir" .root }}/server.key
 {{- end }}
 {{- else }}
 - name: PGSSLMODE
@@ -154,39 +169,49 @@ which citus-init picks up without a restart. */}}
 {{- end }}
 {{- end -}}
 
-{{/* Environment shared by the database pods and the extensions Job: secrets, TLS, database. */}}
+{{/* Environment shared by the database pods and the extensions Job: secrets, TLS, database.
+Argument: dict "root" $ and "clientOnly" (the Job). */}}
 {{- define "citus.commonEnv" -}}
+{{- $v := .root.Values -}}
 - name: CLUSTER_NAME
-  value: {{ .Values.clusterName | quote }}
+  value: {{ $v.clusterName | quote }}
 - name: CITUS_DATABASE
-  value: {{ .Values.citus.database | quote }}
+  value: {{ $v.citus.database | quote }}
 - name: SECRETS_DIR
-  value: {{ include "citus.secretsDir" . }}
+  value: {{ include "citus.secretsDir" .root }}
 - name: SUPERUSER_USERNAME
-  value: {{ .Values.patroni.superuser.username | quote }}
+  value: {{ $v.patroni.superuser.username | quote }}
 - name: SUPERUSER_PASSWORD_KEY
-  value: {{ .Values.secret.keys.superuserPassword | quote }}
+  value: {{ $v.secret.keys.superuserPassword | quote }}
 - name: SSL_ENABLED
-  value: {{ .Values.ssl.enabled | quote }}
+  value: {{ $v.ssl.enabled | quote }}
 - name: SSL_MODE
-  value: {{ .Values.ssl.mode | quote }}
+  value: {{ $v.ssl.mode | quote }}
+{{- if .clientOnly }}
+# The Job presents the client certificate through libpq (PGSSLCERT/PGSSLKEY below);
+# SSL_CLIENT_CERT=true would make citus-init look for the server pair, which it never gets.
 - name: SSL_CLIENT_CERT
-  value: {{ .Values.ssl.clientCert | quote }}
-{{- if .Values.ssl.enabled }}
+  value: "false"
+{{- else }}
+- name: SSL_CLIENT_CERT
+  value: {{ $v.ssl.clientCert | quote }}
+{{- end }}
+{{- if $v.ssl.enabled }}
 - name: SSL_CERT_DIR
-  value: {{ include "citus.sslCertDir" . }}
+  value: {{ include "citus.sslCertDir" .root }}
 {{- end }}
 - name: EXTENSIONS_MAX_ATTEMPTS
-  value: {{ .Values.additionalExtensions.maxAttempts | quote }}
+  value: {{ $v.additionalExtensions.maxAttempts | quote }}
 - name: EXTENSIONS_RETRY_DELAY
-  value: {{ .Values.additionalExtensions.retryDelaySeconds | quote }}
+  value: {{ $v.additionalExtensions.retryDelaySeconds | quote }}
 {{- include "citus.clientSslEnv" . }}
 {{- end -}}
 
 {{/* Secret volumes (0440: readable by root and by the fsGroup, never by others). The
 password volume projects only the configured keys, so a missing key stops the pod with a
 clear event instead of starting a member without a password. Argument: dict "root" $ and
-"clientOnly" true for the Job and the test pod, which get the superuser password only. */}}
+"clientOnly" true for the Job and the test pod: they get the superuser password, the CA and
+(with ssl.clientCert) the client certificate, never the server key or the other passwords. */}}
 {{- define "citus.secretVolumes" -}}
 {{- $v := .root.Values -}}
 - name: patroni-secrets
@@ -209,7 +234,11 @@ clear event instead of starting a member without a password. Argument: dict "roo
   secret:
     secretName: {{ include "citus.sslSecretName" .root }}
     defaultMode: 0440
-    {{- if $v.ssl.certManager.enabled }}
+    {{- if .clientOnly }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+    {{- else if $v.ssl.certManager.enabled }}
     # cert-manager names the files tls.crt/tls.key; citus-init reads server.crt/server.key.
     items:
       - key: ca.crt
@@ -219,17 +248,34 @@ clear event instead of starting a member without a password. Argument: dict "roo
       - key: tls.key
         path: server.key
     {{- end }}
+{{- if and .clientOnly $v.ssl.clientCert }}
+- name: client-cert
+  secret:
+    secretName: {{ include "citus.clientSecretName" .root }}
+    defaultMode: 0440
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end }}
 {{- end }}
 {{- end -}}
 
+{{/* Mounts of citus.secretVolumes; same argument. */}}
 {{- define "citus.secretVolumeMounts" -}}
 - name: patroni-secrets
-  mountPath: {{ include "citus.secretsDir" . }}
+  mountPath: {{ include "citus.secretsDir" .root }}
   readOnly: true
-{{- if .Values.ssl.enabled }}
+{{- if .root.Values.ssl.enabled }}
 - name: ssl-certs
-  mountPath: {{ include "citus.sslCertDir" . }}
+  mountPath: {{ include "citus.sslCertDir" .root }}
   readOnly: true
+{{- if and .clientOnly .root.Values.ssl.clientCert }}
+- name: client-cert
+  mountPath: {{ include "citus.clientCertDir" .root }}
+  readOnly: true
+{{- end }}
 {{- end }}
 {{- end -}}
 

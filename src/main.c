@@ -1,58 +1,31 @@
-/* main.c: the command line and the order of the pod lifecycle. Every module returns its
- * problems as values; only this file decides exit statuses (docs/citus-init.md). */
-#include <errno.h>
+/* main.c: the command line. Each command is one function of its part: the pod's lifecycle
+ * and `check` (pid1/pod.c), the agent and the extensions Job (agent/, a module). Only the
+ * commands decide exit statuses (docs/citus-init.md). */
 #include <limits.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <errno.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "config.h"
-#include "diag.h"
-#include "fsprep.h"
-#include "leader.h"
-#include "leader_module.h"
 #include "log.h"
-#include "privdrop.h"
-#include "render.h"
+#include "pod.h"
+#include "prepare.h"
 #include "supervise.h"
-#include "tls.h"
-
-extern char **environ;
-
-#define EXIT_USAGE 64    /* EX_USAGE */
-#define EXIT_INTERNAL 70 /* EX_SOFTWARE */
-#define EXIT_CONFIG 78   /* EX_CONFIG */
-
-/* Consumed by citus-init itself; the supervised command never sees them. */
-static const char *const secret_variables[] = {"SUPERUSER_PASSWORD", "REPLICATION_PASSWORD",
-                                               "RESTAPI_PASSWORD", NULL};
 
 static const char usage[] =
-    "usage: citus-init                       run the pod: prepare, drop to RUN_AS_USER, supervise Patroni\n"
+    "usage: citus-init                       run the pod: prepare, drop to RUN_AS_USER, supervise Patroni and the agent\n"
     "       citus-init run -- CMD [ARGS...]  the same lifecycle around another command\n"
     "       citus-init supervise -- CMD ...  only the PID-1 duties; reads no configuration\n"
     "       citus-init check                 validate, print the Patroni YAML (secrets masked)\n"
     "       citus-init extensions --wait     create the configured extensions on the coordinator\n"
+    "       citus-init agent                 the leader duties (started by citus-init itself)\n"
     "       citus-init --version | --help\n"
     "Exit status: the command's, 128+signal, 127 not found, 126 not executable,\n"
     "78 configuration problem, 70 internal failure, 64 usage error.\n"
     "Environment and files: docs/citus-init.md\n";
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static const char *ms_since(char *buf, size_t size, double start)
-{
-    snprintf(buf, size, "%.1f", now_ms() - start);
-    return buf;
-}
 
 /* LOG_FORMAT/LOG_LEVEL before anything else, so even configuration errors come out in the
  * requested format. An unknown value keeps the default here; config_load reports it. */
@@ -68,189 +41,39 @@ static void log_setup_from_env(void)
     log_setup(format, level);
 }
 
-/* One log line per problem; returns the number of errors. */
-static size_t report(const struct diag *d)
-{
-    for (size_t i = 0; i < d->count; i++) {
-        if (d->items[i].severity == DIAG_ERROR)
-            log_error(d->items[i].message, NULL);
-        else
-            log_warn(d->items[i].message, NULL);
-    }
-    return diag_error_count(d);
-}
-
-/* Configuration plus the certificate checks. 0 or EXIT_CONFIG (reported). */
-static int load(struct config *cfg, enum config_purpose purpose)
-{
-    double start = now_ms();
-    struct diag d;
-    diag_init(&d);
-    memset(cfg, 0, sizeof *cfg);
-    int rc = config_load(cfg, purpose, env_lookup_process, NULL, &d);
-    if (rc == 0) /* certificates only once the settings naming them are sound */
-        tls_check(cfg, time(NULL), &d);
-    size_t errors = report(&d);
-    diag_free(&d);
-    char buf[32], count[24];
-    if (errors) {
-        snprintf(count, sizeof count, "%zu", errors);
-        log_error("configuration invalid", "problems", count, NULL);
-        return EXIT_CONFIG;
-    }
-    log_setup(cfg->log_format, cfg->log_level);
-    log_info("configuration loaded", "duration_ms", ms_since(buf, sizeof buf, start), NULL);
-    return 0;
-}
-
-static int cmd_check(void)
-{
-    struct config cfg;
-    int rc = load(&cfg, CONFIG_POD);
-    if (rc == 0) {
-        char *yaml = render_patroni_yaml(&cfg, true);
-        if (!yaml) {
-            log_error("rendering the Patroni configuration failed", NULL);
-            rc = EXIT_INTERNAL;
-        } else {
-            fputs(yaml, stdout);
-            if (fflush(stdout) != 0)
-                rc = EXIT_INTERNAL;
-            free(yaml);
-        }
-    }
-    config_free(&cfg);
-    return rc;
-}
-
 static int cmd_extensions(void)
 {
+    struct prepare_module prep;
+    struct agent_module agent;
+    if (prepare_module_load(&prep) < 0 || agent_module_load(&agent) < 0)
+        return EXIT_INTERNAL;
     struct config cfg;
-    int rc = load(&cfg, CONFIG_EXTENSIONS_JOB);
-    struct leader_module mod;
+    int rc = pod_load(&cfg, CONFIG_EXTENSIONS_JOB, &prep);
     if (rc == 0)
-        rc = leader_module_load(&mod) == 0 ? mod.oneshot(&cfg) : EXIT_INTERNAL;
+        rc = agent.oneshot(&cfg);
     config_free(&cfg);
     return rc;
 }
 
-/* --- supervision hooks: the leader watch lives on PID 1's loop --- */
-
-struct pod {
-    const struct config *cfg;
-    const struct leader_module *mod; /* NULL: this member never creates extensions */
-    struct leader_watch *watch;
-};
-
-/* Whether this member can ever have extensions to create: only then is the leader module
- * (libcurl, libpq) loaded into PID 1. */
-static bool pod_needs_leader_module(const struct config *cfg)
+static int cmd_agent(void)
 {
-    return leader_owns_extensions(cfg) && (cfg->extensions.count > 0 || cfg->extensions_file);
+    struct agent_module agent;
+    return agent_module_load(&agent) < 0 ? EXIT_INTERNAL : agent.main();
 }
 
-static void pod_loop_ready(struct ev_loop *loop, void *ctx)
+/* The pod's lifecycle; the agent is this very executable (resolved now, before the
+ * privilege drop, while /proc/self/exe is certainly readable). */
+static int cmd_pod(char *const *child)
 {
-    struct pod *p = ctx;
-    if (p->mod)
-        p->watch = p->mod->watch_start(loop, p->cfg);
-}
-
-static void pod_child_exit(struct ev_loop *loop, void *ctx)
-{
-    (void)loop;
-    struct pod *p = ctx;
-    if (p->mod)
-        p->mod->watch_stop(p->watch);
-    p->watch = NULL;
-}
-
-/* No arguments (cmd == NULL: Patroni) or `run -- CMD`. */
-static int cmd_lifecycle(char *const *cmd)
-{
-    /* A TERM during preparation must reach the child once it runs, not kill us. */
-    supervise_block_signals();
-    struct config cfg;
-    int rc = load(&cfg, CONFIG_POD);
-    if (rc != 0) {
-        config_free(&cfg);
-        return rc;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        log_error("cannot find citus-init's own executable for the agent", "path",
+                  "/proc/self/exe", "error", n < 0 ? strerror(errno) : "empty", NULL);
+        return EXIT_INTERNAL;
     }
-
-    struct diag d;
-    diag_init(&d);
-    struct run_user user;
-    bool as_root = geteuid() == 0;
-    char buf[32], uidbuf[16], gidbuf[16];
-    double start = now_ms();
-    char *yaml_path = config_path(&cfg, "patroni.yml");
-    char **env = NULL;
-    /* Loaded before anything is changed: a pod that cannot do its extension duty stops
-     * here (70) instead of running Patroni without it. */
-    struct leader_module mod;
-    bool with_module = pod_needs_leader_module(&cfg);
-    if (with_module && leader_module_load(&mod) < 0) {
-        rc = EXIT_INTERNAL;
-        goto out_cfg;
-    }
-
-    if ((as_root ? run_user_lookup(cfg.run_as_user, &user, &d)
-                 : run_user_current(&user, &d)) < 0) {
-        report(&d);
-        rc = EXIT_CONFIG;
-        goto out_cfg;
-    }
-    if (!as_root && strcmp(user.name, cfg.run_as_user) != 0)
-        log_info("started as non-root: RUN_AS_USER is not used", "user", user.name,
-                 "run_as_user", cfg.run_as_user, NULL);
-
-    enum fsprep_status fs = fsprep_run(&cfg, &user, as_root, &d);
-    if (fs != FSPREP_OK) {
-        report(&d);
-        rc = fs == FSPREP_UNUSABLE ? EXIT_CONFIG : EXIT_INTERNAL;
-        goto out;
-    }
-    log_info("files prepared", "data_dir", cfg.pgdata, "config", yaml_path, "as_root",
-             as_root ? "true" : "false", "duration_ms", ms_since(buf, sizeof buf, start), NULL);
-
-    start = now_ms();
-    if (privdrop_apply(&user, &d) < 0) {
-        report(&d);
-        rc = EXIT_INTERNAL;
-        goto out;
-    }
-    snprintf(uidbuf, sizeof uidbuf, "%u", (unsigned)user.uid);
-    snprintf(gidbuf, sizeof gidbuf, "%u", (unsigned)user.gid);
-    log_info(as_root ? "privileges dropped" : "no privileges to drop", "user", user.name, "uid",
-             uidbuf, "gid", gidbuf, "duration_ms", ms_since(buf, sizeof buf, start), NULL);
-
-    char *patroni_argv[] = {cfg.patroni_command, yaml_path, NULL};
-    env = privdrop_child_env(environ, &user, secret_variables);
-    struct pod pod = {.cfg = &cfg, .mod = with_module ? &mod : NULL, .watch = NULL};
-    struct supervise_opts opts = {
-        .argv = cmd ? cmd : patroni_argv,
-        .envp = env,
-        .shutdown_deadline = cfg.shutdown_deadline,
-        .grace_period = cfg.termination_grace_period,
-        .drain_timeout = cfg.shutdown_deadline < SUPERVISE_DRAIN_MAX ? cfg.shutdown_deadline
-                                                                     : SUPERVISE_DRAIN_MAX,
-        .pgdata = cfg.pgdata,
-        .on_loop_ready = pod_loop_ready,
-        .on_child_exit = pod_child_exit,
-        .ctx = &pod,
-    };
-    rc = supervise_run(&opts);
-    if (pod.mod) /* when the loop ended without the child-exit hook */
-        pod.mod->watch_stop(pod.watch);
-
-out:
-    run_user_free(&user);
-out_cfg:
-    privdrop_env_free(env);
-    free(yaml_path);
-    diag_free(&d);
-    config_free(&cfg);
-    return rc;
+    exe[n] = '\0';
+    return pod_run(child, exe);
 }
 
 /* `supervise` reads only these; same rules as the pod configuration. */
@@ -305,7 +128,7 @@ int main(int argc, char **argv)
     log_setup_from_env();
 
     if (argc == 1)
-        return cmd_lifecycle(NULL);
+        return cmd_pod(NULL);
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0) {
         printf("citus-init %s\n", CITUS_INIT_VERSION);
@@ -316,13 +139,15 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "check") == 0 && argc == 2)
-        return cmd_check();
+        return pod_check();
+    if (strcmp(cmd, "agent") == 0 && argc == 2)
+        return cmd_agent();
     if (strcmp(cmd, "extensions") == 0 && argc == 3 && strcmp(argv[2], "--wait") == 0)
         return cmd_extensions();
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "supervise") == 0) {
         char *const *child = command_after_dashes(argc, argv, 2);
         if (child)
-            return cmd[0] == 'r' ? cmd_lifecycle(child) : cmd_supervise(child);
+            return cmd[0] == 'r' ? cmd_pod(child) : cmd_supervise(child);
     }
     fprintf(stderr, "citus-init: unknown or incomplete command line\n%s", usage);
     return EXIT_USAGE;

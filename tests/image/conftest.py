@@ -53,6 +53,12 @@ def citus_init(release_build):
 
 
 @pytest.fixture(scope="session")
-def leader_module(release_build):
-    """citus-init's leader module (libcurl, libpq) of that build."""
-    return build_target(release_build, "citus-init-leader.so")
+def agent_module(release_build):
+    """citus-init's agent module (libcurl, libpq, cJSON) of that build."""
+    return build_target(release_build, "citus-init-agent.so")
+
+
+@pytest.fixture(scope="session")
+def prepare_module(release_build):
+    """citus-init's prepare module (OpenSSL, libyaml) of that build."""
+    return build_target(release_build, "citus-init-prepare.so")

@@ -2,7 +2,7 @@
 
 What a broken image would get wrong, checked against the repository itself: the pinned
 versions drift from versions.env (what the tests run); ENTRYPOINT points somewhere meson does
-not install citus-init; the leader module is not copied where citus-init looks for it; the
+not install citus-init; its modules are not copied where citus-init looks for them; the
 runtime stage lacks a package for a library citus-init or its module links;
 build tools leak into the final image; the build context drags local state along.
 """
@@ -166,18 +166,19 @@ def test_entrypoint_is_where_meson_installs_citus_init(df, release_build):
         f"the runtime stage must copy {dest} from the build stage: {copies}")
 
 
-def test_runtime_stage_has_the_leader_module_where_citus_init_looks(df, release_build,
-                                                                    citus_init):
-    """citus-init loads citus-init-leader.so from the directory meson installs it to (compiled
-    in): the runtime stage must copy it there from the build stage."""
-    dest = installed_path(release_build, "citus-init-leader.so")
+@pytest.mark.parametrize("module", ["citus-init-prepare.so", "citus-init-agent.so"])
+def test_runtime_stage_has_the_modules_where_citus_init_looks(df, release_build, citus_init,
+                                                              module):
+    """citus-init loads its modules from the directory meson installs them to (compiled in):
+    the runtime stage must copy them there from the build stage."""
+    dest = installed_path(release_build, module)
     copies = [shlex.split(i.args) for i in df.final.all("COPY")]
     covering = [c for c in copies if len(c) == 3 and c[0] == "--from=build" and c[1] == c[2]
                 and (dest == c[1] or dest.startswith(c[1].rstrip("/") + "/"))]
     assert covering, f"the runtime stage must copy {dest} from the build stage: {copies}"
     module_dir = os.path.dirname(dest).encode()
     assert module_dir + b"\0" in citus_init.read_bytes(), (
-        f"citus-init does not look for its module in {module_dir.decode()}")
+        f"citus-init does not look for its modules in {module_dir.decode()}")
 
 
 def dpkg_owner(path):
@@ -257,24 +258,29 @@ def check_libraries_packaged(binary, explicit):
     return found
 
 
-# Linked by the leader module only: PID 1 maps them only when it has extensions to create.
-MODULE_ONLY = ("libcjson.so.1", "libpq.so.5", "libcurl.so.4")
+# Linked by the modules only: PID 1 never maps them (the preparation child and the agent do).
+PREPARE_ONLY = ("libyaml-0.so.2", "libcrypto.so.3")
+AGENT_ONLY = ("libcjson.so.1", "libpq.so.5", "libcurl.so.4")
 
 
 def test_runtime_stage_provides_every_library_citus_init_links(df, citus_init):
     found = check_libraries_packaged(citus_init, dockerparse.apt_installs(df.final))
-    # the libraries the project's meson.build asks for are among them
-    for lib in ("libev.so.4", "libyaml-0.so.2", "libcrypto.so.3"):
-        assert lib in found, f"citus-init does not link {lib}? ldd found {sorted(found)}"
-    assert not set(MODULE_ONLY) & set(found), (
-        f"citus-init itself links {sorted(set(MODULE_ONLY) & set(found))}: that code belongs "
-        "in the leader module")
+    assert "libev.so.4" in found, f"citus-init does not link libev? ldd found {sorted(found)}"
+    linked = set(PREPARE_ONLY + AGENT_ONLY + ("libssl.so.3",)) & set(found)
+    assert not linked, (f"citus-init itself links {sorted(linked)}: that code belongs in a "
+                        "module, PID 1 must stay a small supervisor")
 
 
-def test_runtime_stage_provides_every_library_the_leader_module_links(df, leader_module):
-    found = check_libraries_packaged(leader_module, dockerparse.apt_installs(df.final))
-    for lib in MODULE_ONLY + ("libev.so.4",):
-        assert lib in found, f"the leader module does not link {lib}? ldd found {sorted(found)}"
+def test_runtime_stage_provides_every_library_the_prepare_module_links(df, prepare_module):
+    found = check_libraries_packaged(prepare_module, dockerparse.apt_installs(df.final))
+    for lib in PREPARE_ONLY:
+        assert lib in found, f"the prepare module does not link {lib}? ldd found {sorted(found)}"
+
+
+def test_runtime_stage_provides_every_library_the_agent_module_links(df, agent_module):
+    found = check_libraries_packaged(agent_module, dockerparse.apt_installs(df.final))
+    for lib in AGENT_ONLY + ("libev.so.4",):
+        assert lib in found, f"the agent module does not link {lib}? ldd found {sorted(found)}"
 
 
 def test_library_check_catches_a_missing_package(tmp_path):

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "render.h"
 #include "xalloc.h"
 
 #define TLS_FILE_MAX (1024 * 1024)
@@ -397,7 +396,7 @@ static void free_copies(struct tls_copy *c, size_t n)
 /* ---- everything ------------------------------------------------------------------- */
 
 enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u, bool as_root,
-                              struct diag *d)
+                              const char *patroni_yaml, struct diag *d)
 {
     const struct run_user *owner = as_root ? u : NULL;
     struct tls_copy tls[] = {
@@ -407,7 +406,7 @@ enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u
     };
     const size_t n_tls = sizeof tls / sizeof tls[0];
     enum fsprep_status rc = FSPREP_OK;
-    char *path = NULL, *yaml = NULL;
+    char *path = NULL;
 
     /* Read the sources before changing anything: a key we cannot read is a file problem. */
     for (size_t i = 0; cfg->ssl_enabled && i < n_tls; i++) {
@@ -443,22 +442,12 @@ enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u
         }
     }
 
-    yaml = render_patroni_yaml(cfg, false);
     free(path);
     path = config_path(cfg, "patroni.yml");
-    if (!yaml) {
-        diag_error(d, "%s: rendering the Patroni configuration failed", path);
-        rc = FSPREP_FAILED;
-        goto out;
-    }
-    if (fsprep_write_atomic(path, yaml, strlen(yaml), 0600, owner, d) < 0)
+    if (fsprep_write_atomic(path, patroni_yaml, strlen(patroni_yaml), 0600, owner, d) < 0)
         rc = FSPREP_FAILED;
 
 out:
-    if (yaml) {
-        explicit_bzero(yaml, strlen(yaml));
-        free(yaml);
-    }
     free(path);
     free_copies(tls, n_tls);
     return rc;

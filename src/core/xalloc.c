@@ -26,3 +26,11 @@ char *xasprintf(const char *fmt, ...)
         abort();
     return out;
 }
+
+void *xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p)
+        abort();
+    return p;
+}

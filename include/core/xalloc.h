@@ -3,6 +3,10 @@
 #ifndef CITUS_INIT_XALLOC_H
 #define CITUS_INIT_XALLOC_H
 
+#include <stddef.h>
+
+/* malloc. */
+void *xmalloc(size_t size);
 /* strdup; NULL stays NULL. */
 char *xstrdup(const char *s);
 /* asprintf returning the string. */

@@ -29,9 +29,10 @@ enum fsprep_status {
     FSPREP_UNUSABLE = 78, /* found before changing anything: a path we cannot use as is */
 };
 
-/* as_root selects the behaviour described above; u is the user the files belong to. */
+/* as_root selects the behaviour described above; u is the user the files belong to;
+ * patroni_yaml is what RUN_DIR/patroni.yml must hold (render_patroni_yaml's text). */
 enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u, bool as_root,
-                              struct diag *d);
+                              const char *patroni_yaml, struct diag *d);
 
 /* The data directory part alone. *recursed (may be NULL) tells whether the tree was walked. */
 enum fsprep_status fsprep_data_dir(const char *pgdata, const struct run_user *u, bool as_root,

@@ -25,6 +25,7 @@ struct loader {
     env_lookup_fn env;
     void *ctx;
     struct diag *d;
+    bool secrets_from_env; /* the agent: passwords only from env (PID 1 hands them over) */
 };
 
 const char *env_lookup_process(const char *name, void *ctx)
@@ -289,6 +290,14 @@ static char *take_secret(struct loader *ld, const char *secrets_dir, const char 
     if (!secrets_dir) {
         free(key);
         return NULL;
+    }
+    if (ld->secrets_from_env) {
+        free(key);
+        const char *v = raw(ld, env_var);
+        if (!v)
+            diag_error(ld->d, "%s: not handed over on the agent's stdin; expected the %s from "
+                       "citus-init (PID 1), which starts the agent", env_var, what);
+        return v ? xstrdup(v) : NULL;
     }
     char *path = xasprintf("%s/%s", secrets_dir, key);
     free(key);
@@ -793,11 +802,23 @@ static void load_logging(struct loader *ld, struct config *cfg)
                    "warn, error", show(b, v));
 }
 
+static int load_all(struct config *cfg, enum config_purpose purpose, struct loader ld);
+
 int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn env, void *env_ctx,
                 struct diag *d)
 {
+    return load_all(cfg, purpose, (struct loader){env, env_ctx, d, false});
+}
+
+int config_load_agent(struct config *cfg, env_lookup_fn env, void *env_ctx, struct diag *d)
+{
+    return load_all(cfg, CONFIG_POD, (struct loader){env, env_ctx, d, true});
+}
+
+static int load_all(struct config *cfg, enum config_purpose purpose, struct loader ld)
+{
     char b[SHOW_MAX];
-    struct loader ld = {env, env_ctx, d};
+    struct diag *d = ld.d;
     size_t errors_before = diag_error_count(d);
     memset(cfg, 0, sizeof(*cfg));
     cfg->purpose = purpose;

@@ -1,9 +1,9 @@
 /* extensions.c: one non-blocking runner that creates the configured extensions.
  *
- * Why non-blocking libpq rather than short blocking steps: the runner lives on PID 1's loop,
- * and CREATE EXTENSION postgis alone takes about a second, longer still on a busy node or
- * behind a lock. A blocking call would hold back signal forwarding and child reaping for that
- * long. PQconnectStartParams/PQconnectPoll and PQsendQueryParams/PQconsumeInput on an ev_io keep
+ * Why non-blocking libpq rather than short blocking steps: the runner shares the agent's loop
+ * with the leader watch, and CREATE EXTENSION postgis alone takes about a second, longer
+ * still on a busy node or behind a lock. A blocking call would hold back the watch (and the
+ * agent's stop on TERM) for that long. PQconnectStartParams/PQconnectPoll and PQsendQueryParams/PQconsumeInput on an ev_io keep
  * every step off the loop's critical path, and the Job mode reuses the very same machine on a
  * private loop, so there is one implementation to test. */
 #include "extensions.h"

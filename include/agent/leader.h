@@ -2,7 +2,7 @@
  * this member is the leader that owns them (Citus group 0, or every group's leader without
  * Citus), again after every promotion, and whenever EXTENSIONS_FILE changes.
  *
- * Runs entirely on the caller's libev loop (PID 1's loop): HTTP through the libcurl multi
+ * Runs entirely on the caller's libev loop (the agent's): HTTP through the libcurl multi
  * interface driven by ev_io/ev_timer, the file through ev_stat, PostgreSQL through the
  * non-blocking runner of extensions.h. Nothing here blocks the loop. */
 #ifndef CITUS_INIT_LEADER_H
@@ -43,7 +43,7 @@ bool leader_state_steady(const char *state);
 
 /* Whether this member's configuration makes it responsible for the extensions when it
  * leads: without Citus every cluster's leader, with Citus only the coordinator (group 0).
- * Inline because main asks it before loading the leader module (leader_module.h). */
+ * Inline: a small predicate of the configuration. */
 static inline bool leader_owns_extensions(const struct config *cfg)
 {
     return !cfg->citus_enabled || cfg->citus_group == 0;

@@ -110,6 +110,10 @@ const char *env_lookup_process(const char *name, void *ctx); /* getenv */
  * freeable; tls_check may still be run on it to report certificate problems in the same go). */
 int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn env, void *env_ctx,
                 struct diag *d);
+/* The agent's configuration (`citus-init agent`): config_load for CONFIG_POD, except that
+ * the three passwords come from env alone (the agent runs as the postgres user and PID 1
+ * hands them over on its stdin), never from SECRETS_DIR. */
+int config_load_agent(struct config *cfg, env_lookup_fn env, void *env_ctx, struct diag *d);
 void config_free(struct config *cfg);
 
 /* Parse an extension list text (EXTENSIONS syntax) and append to list; problems go to d

@@ -3,6 +3,7 @@
  * (Patroni shares our stderr) never interleave inside a line. */
 #include "log.h"
 
+#include "diag.h"
 #include "input.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 
 static enum log_format current_format = LOG_FORMAT_LOGFMT;
 static enum log_level current_level = LOG_INFO;
+static const char *current_component = "citus-init";
 
 static const char *const level_names[] = {
     [LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn", [LOG_ERROR] = "error",
@@ -28,6 +30,11 @@ void log_setup(enum log_format format, enum log_level min_level)
 {
     current_format = format;
     current_level = min_level;
+}
+
+void log_set_component(const char *component)
+{
+    current_component = component;
 }
 
 int log_parse_format(const char *s, enum log_format *out)
@@ -167,7 +174,9 @@ int log_format_line(char *buf, unsigned long size, enum log_format format, const
         put_json_string(&l, ts);
         puts_(&l, ",\"level\":");
         put_json_string(&l, lvl);
-        puts_(&l, ",\"component\":\"citus-init\",\"msg\":");
+        puts_(&l, ",\"component\":");
+        put_json_string(&l, current_component);
+        puts_(&l, ",\"msg\":");
         put_json_string(&l, msg);
         for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
             puts_(&l, ",");
@@ -181,7 +190,8 @@ int log_format_line(char *buf, unsigned long size, enum log_format format, const
         puts_(&l, ts);
         puts_(&l, " level=");
         puts_(&l, lvl);
-        puts_(&l, " component=citus-init");
+        puts_(&l, " component=");
+        puts_(&l, current_component);
         put_logfmt_pair(&l, "msg", msg, true);
         for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2)
             put_logfmt_pair(&l, kv[i], kv[i + 1], false);
@@ -250,4 +260,15 @@ void log_event(enum log_level level, const char *msg, ...)
     if (line != stack_line)
         free(line);
     errno = saved;
+}
+
+unsigned long log_diag(const struct diag *d)
+{
+    for (size_t i = 0; i < d->count; i++) {
+        if (d->items[i].severity == DIAG_ERROR)
+            log_error(d->items[i].message, NULL);
+        else
+            log_warn(d->items[i].message, NULL);
+    }
+    return diag_error_count(d);
 }

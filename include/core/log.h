@@ -11,6 +11,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 
 void log_setup(enum log_format format, enum log_level min_level);
+/* The component field of every later line: "citus-init" (PID 1, the commands) unless set;
+ * the agent says "citus-init-agent". A static string. */
+void log_set_component(const char *component);
 /* Parse LOG_FORMAT / LOG_LEVEL values; return 0 on success, -1 when unknown. */
 int log_parse_format(const char *s, enum log_format *out);
 int log_parse_level(const char *s, enum log_level *out);
@@ -24,5 +27,9 @@ void log_event(enum log_level level, const char *msg, ...) __attribute__((sentin
 /* Render one line into buf (no trailing newline); used by log_event and by tests. */
 int log_format_line(char *buf, unsigned long size, enum log_format format, const char *ts,
                     enum log_level level, const char *msg, const char *const *kv);
+
+/* One line per problem of d (errors as error, the rest as warn); returns the error count. */
+struct diag;
+unsigned long log_diag(const struct diag *d);
 
 #endif

@@ -1,5 +1,6 @@
-/* supervise.c: spawn one command, forward signals to it, reap everything, escalate on a
- * deadline, exit with its status. See include/supervise.h for the contract. */
+/* supervise.c: spawn one command (and the agent beside it), forward signals, reap
+ * everything, restart the agent, escalate on a deadline, exit with the command's status.
+ * See include/pid1/supervise.h for the contract. */
 #include "supervise.h"
 
 #include <dirent.h>
@@ -39,7 +40,24 @@ struct supervisor {
     ev_signal forward[N_FORWARDED];
     ev_signal sigchld;
     ev_timer quit_timer, kill_timer;
+
+    /* the agent */
+    pid_t agent;             /* 0: not running */
+    ev_tstamp agent_started;
+    unsigned agent_quick;    /* ends in a row that came before SUPERVISE_AGENT_STABLE */
+    unsigned agent_restarts; /* in all */
+    bool agent_stopping;     /* shutting down: never started again */
+    bool term_pending;       /* the main child's TERM waits for the agent to stop */
+    ev_timer agent_restart_timer, agent_stop_timer;
 };
+
+double supervise_agent_backoff(unsigned quick)
+{
+    double delay = SUPERVISE_AGENT_BACKOFF_MIN;
+    for (unsigned i = 0; i < quick && delay < SUPERVISE_AGENT_BACKOFF_MAX; i++)
+        delay *= 2;
+    return delay < SUPERVISE_AGENT_BACKOFF_MAX ? delay : SUPERVISE_AGENT_BACKOFF_MAX;
+}
 
 int supervise_exit_status(int wstatus)
 {
@@ -207,11 +225,8 @@ static void schedule_escalation(struct supervisor *s, double quit_in, double kil
     }
 }
 
-static void on_forwarded_signal(struct ev_loop *loop, ev_signal *w, int revents)
+static void forward(struct supervisor *s, int sig)
 {
-    (void)loop, (void)revents;
-    struct supervisor *s = w->data;
-    int sig = w->signum;
     if (!s->child_exited) {
         char pidbuf[16];
         snprintf(pidbuf, sizeof pidbuf, "%d", (int)s->child);
@@ -220,10 +235,63 @@ static void on_forwarded_signal(struct ev_loop *loop, ev_signal *w, int revents)
     } else {
         log_info("signal received while the rest shuts down", "signal", signal_name(sig), NULL);
     }
+}
+
+/* No more agent starts; TERM to a running one. Returns whether one was running. */
+static bool agent_stop(struct supervisor *s)
+{
+    s->agent_stopping = true;
+    ev_timer_stop(s->loop, &s->agent_restart_timer);
+    if (!s->agent)
+        return false;
+    char pidbuf[16];
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)s->agent);
+    log_info("stopping the agent", "pid", pidbuf, NULL);
+    kill(s->agent, SIGTERM);
+    return true;
+}
+
+/* The agent is gone (or did not stop in time): the held TERM goes to the main child. */
+static void release_term(struct supervisor *s)
+{
+    if (!s->term_pending)
+        return;
+    s->term_pending = false;
+    ev_timer_stop(s->loop, &s->agent_stop_timer);
+    forward(s, SIGTERM);
+}
+
+static void on_agent_stop_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct supervisor *s = w->data;
+    if (s->agent) {
+        char pidbuf[16];
+        snprintf(pidbuf, sizeof pidbuf, "%d", (int)s->agent);
+        log_warn("the agent did not stop in time", "pid", pidbuf, "signal", "KILL", NULL);
+        kill(s->agent, SIGKILL);
+    }
+    release_term(s);
+}
+
+static void on_forwarded_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct supervisor *s = w->data;
+    int sig = w->signum;
     if (sig == SIGTERM && !s->term_seen) {
         s->term_seen = true;
         schedule_escalation(s, s->o->shutdown_deadline, s->o->grace_period - 1);
+        if (agent_stop(s) && !s->child_exited) {
+            s->term_pending = true; /* forwarded once the agent is gone */
+            ev_timer_set(&s->agent_stop_timer, SUPERVISE_AGENT_STOP_TIMEOUT, 0.);
+            ev_timer_start(s->loop, &s->agent_stop_timer);
+            return;
+        }
     }
+    if (sig == SIGTERM && s->term_pending)
+        return; /* a second TERM while the first one waits */
+    forward(s, sig);
 }
 
 static void main_child_exited(struct supervisor *s, int wstatus)
@@ -238,9 +306,73 @@ static void main_child_exited(struct supervisor *s, int wstatus)
                  "exit_status", codebuf, NULL);
     else
         log_info("child exited", "pid", pidbuf, "exit_status", codebuf, NULL);
-    if (s->o->on_child_exit)
-        s->o->on_child_exit(s->loop, s->o->ctx);
+    agent_stop(s);
+    s->term_pending = false;
+    ev_timer_stop(s->loop, &s->agent_stop_timer);
     schedule_escalation(s, s->o->drain_timeout, s->o->drain_timeout + 1);
+}
+
+static pid_t spawn(char *const *argv, char *const *envp, const struct supervise_agent *agent,
+                   int *exec_errno);
+
+static void agent_start(struct supervisor *s)
+{
+    const struct supervise_agent *a = s->o->agent;
+    int exec_errno;
+    pid_t pid = spawn(a->argv, a->envp, a, &exec_errno);
+    if (pid < 0) {
+        log_error("cannot start the agent", "command", a->argv[0], "error",
+                  strerror(exec_errno), NULL);
+        s->agent_started = ev_now(s->loop);
+        ev_timer_set(&s->agent_restart_timer,
+                     supervise_agent_backoff(s->agent_quick++), 0.);
+        ev_timer_start(s->loop, &s->agent_restart_timer);
+        return;
+    }
+    s->agent = pid;
+    s->agent_started = ev_now(s->loop);
+    char pidbuf[16];
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
+    if (exec_errno)
+        log_error("the agent cannot be executed", "pid", pidbuf, "command", a->argv[0],
+                  "error", strerror(exec_errno), NULL);
+    else
+        log_info("agent started", "pid", pidbuf, NULL);
+}
+
+static void on_agent_restart_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct supervisor *s = w->data;
+    if (!s->agent_stopping && !s->agent)
+        agent_start(s);
+}
+
+static void agent_exited(struct supervisor *s, int wstatus)
+{
+    char pidbuf[16], codebuf[16], ranbuf[32], inbuf[32], countbuf[16];
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)s->agent);
+    snprintf(codebuf, sizeof codebuf, "%d", supervise_exit_status(wstatus));
+    const char *sig = WIFSIGNALED(wstatus) ? signal_name(WTERMSIG(wstatus)) : "none";
+    s->agent = 0;
+    if (s->agent_stopping) {
+        log_info("agent stopped", "pid", pidbuf, "signal", sig, "exit_status", codebuf, NULL);
+        release_term(s);
+        return;
+    }
+    ev_now_update(s->loop);
+    double ran = ev_now(s->loop) - s->agent_started;
+    if (ran >= SUPERVISE_AGENT_STABLE)
+        s->agent_quick = 0;
+    double delay = supervise_agent_backoff(s->agent_quick++);
+    s->agent_restarts++;
+    snprintf(ranbuf, sizeof ranbuf, "%.1f", ran);
+    snprintf(inbuf, sizeof inbuf, "%.1f", delay);
+    snprintf(countbuf, sizeof countbuf, "%u", s->agent_restarts);
+    log_warn("agent ended; starting it again", "pid", pidbuf, "signal", sig, "exit_status",
+             codebuf, "ran_s", ranbuf, "restart_in_s", inbuf, "restarts", countbuf, NULL);
+    ev_timer_set(&s->agent_restart_timer, delay, 0.);
+    ev_timer_start(s->loop, &s->agent_restart_timer);
 }
 
 static void reap(struct supervisor *s)
@@ -251,6 +383,8 @@ static void reap(struct supervisor *s)
         if (pid > 0) {
             if (pid == s->child && !s->child_exited) {
                 main_child_exited(s, wstatus);
+            } else if (pid == s->agent) {
+                agent_exited(s, wstatus);
             } else {
                 char pidbuf[16], codebuf[16];
                 snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
@@ -279,14 +413,22 @@ static void on_sigchld(struct ev_loop *loop, ev_signal *w, int revents)
  * failure travels back as errno over a close-on-exec pipe: EOF means exec succeeded.
  * Returns the pid (also when exec failed: the child then exits 127/126 and is reaped like
  * any other), *exec_errno 0 or the failure. */
-static pid_t spawn(const struct supervise_opts *o, int *exec_errno)
+static pid_t spawn(char *const *argv, char *const *envp, const struct supervise_agent *agent,
+                   int *exec_errno)
 {
-    int fds[2];
+    int fds[2], in[2] = {-1, -1};
     *exec_errno = 0;
     if (pipe2(fds, O_CLOEXEC) < 0) {
         *exec_errno = errno;
         return -1;
     }
+    if (agent && pipe2(in, O_CLOEXEC) < 0) {
+        *exec_errno = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    pid_t parent = getpid();
     sigset_t all, saved;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &saved); /* no handler of ours may run in the child */
@@ -300,8 +442,20 @@ static pid_t spawn(const struct supervise_opts *o, int *exec_errno)
             sigaction(sig, &dfl, NULL); /* fails harmlessly for KILL, STOP, and gaps */
         sigset_t none;
         sigemptyset(&none);
+        if (agent) { /* it unblocks them once its handlers are in place */
+            sigaddset(&none, SIGTERM);
+            sigaddset(&none, SIGINT);
+        }
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execvpe(o->argv[0], o->argv, o->envp ? o->envp : environ);
+        if (agent) {
+            /* dup2 clears close-on-exec on the copy */
+            if (dup2(in[0], STDIN_FILENO) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+                getppid() != parent)
+                _exit(70);
+            execve(argv[0], argv, envp ? envp : environ);
+        } else {
+            execvpe(argv[0], argv, envp ? envp : environ);
+        }
         int e = errno;
         ssize_t ignored = write(fds[1], &e, sizeof e);
         (void)ignored;
@@ -310,6 +464,16 @@ static pid_t spawn(const struct supervise_opts *o, int *exec_errno)
     int fork_errno = errno;
     sigprocmask(SIG_SETMASK, &saved, NULL);
     close(fds[1]);
+    if (agent) {
+        close(in[0]);
+        if (pid > 0 && agent->input_len) { /* fits the pipe's buffer: never blocks */
+            ssize_t n = write(in[1], agent->input, agent->input_len);
+            if (n != (ssize_t)agent->input_len)
+                log_warn("cannot hand the agent its input", "error",
+                         n < 0 ? strerror(errno) : "short write", NULL);
+        }
+        close(in[1]);
+    }
     if (pid < 0) {
         close(fds[0]);
         *exec_errno = fork_errno;
@@ -361,7 +525,12 @@ int supervise_run(const struct supervise_opts *o)
     s.kill_timer.data = &s;
 
     int exec_errno;
-    s.child = spawn(o, &exec_errno);
+    ev_init(&s.agent_restart_timer, on_agent_restart_timer);
+    s.agent_restart_timer.data = &s;
+    ev_init(&s.agent_stop_timer, on_agent_stop_timer);
+    s.agent_stop_timer.data = &s;
+
+    s.child = spawn(o->argv, o->envp, NULL, &exec_errno);
     if (s.child < 0) {
         log_error("cannot start the command", "command", o->argv[0], "error",
                   strerror(exec_errno), NULL);
@@ -386,8 +555,8 @@ int supervise_run(const struct supervise_opts *o)
                   strerror(exec_errno), NULL);
     } else {
         log_info("child started", "pid", pidbuf, "command", o->argv[0], NULL);
-        if (o->on_loop_ready)
-            o->on_loop_ready(s.loop, o->ctx);
+        if (o->agent)
+            agent_start(&s);
     }
 
     reap(&s); /* the child may already be gone (exec failure, or very short-lived) */

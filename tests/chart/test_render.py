@@ -435,11 +435,22 @@ def test_job_and_test_pod_never_root():
 
 def test_rbac_exact_rules(default):
     role = default.get("Role", C)
-    rules = {tuple(r["resources"]): r["verbs"] for r in role["rules"]}
-    # exactly the verbs Patroni's Kubernetes DCS uses with use_endpoints (see rbac.yaml);
+    rules = {(tuple(r["resources"]), tuple(r.get("resourceNames", ()))): r["verbs"] for r in role["rules"]}
+    # exactly the verbs Patroni's Kubernetes DCS uses with use_endpoints (see rbac.yaml), by
+    # name wherever Kubernetes can check a name (not for list/watch/create/deletecollection);
     # no configmaps, no services (the chart creates the -config Services itself)
-    assert rules == {("endpoints",): ["get", "list", "watch", "create", "patch", "deletecollection"],
-                     ("pods",): ["list", "watch", "patch"]}
+    objects = tuple("citusdemo-%s%s" % (g, suffix) for g in GROUPS for suffix in ("", "-config", "-failover", "-sync"))
+    members = ("citusdemo-0-0", "citusdemo-0-1", "citusdemo-0-2", "citusdemo-1-0", "citusdemo-1-1",
+               "citusdemo-2-0", "citusdemo-2-1")
+    assert rules == {(("endpoints",), ()): ["list", "watch", "create", "deletecollection"],
+                     (("endpoints",), objects): ["get", "patch"],
+                     (("pods",), ()): ["list", "watch"],
+                     (("pods",), members): ["patch"]}
+    for r in role["rules"]:
+        if "resourceNames" not in r:
+            assert set(r["verbs"]) <= {"list", "watch", "create", "deletecollection"}, \
+                "%s could be limited by name" % r["verbs"]
+    assert not any("update" in r["verbs"] or "delete" in r["verbs"] or "*" in r["verbs"] for r in role["rules"])
     assert all(r["apiGroups"] == [""] for r in role["rules"])
     rb = default.get("RoleBinding", C)
     assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": C}
@@ -448,6 +459,19 @@ def test_rbac_exact_rules(default):
     for sts in default.all("StatefulSet"):
         assert pod_spec(sts)["serviceAccountName"] == C
     assert default.names("ServiceAccount") == [C]
+
+
+def test_rbac_names_follow_groups_and_replicas():
+    r = render({"clusterName": "shop", "coordinator": {"replicas": 1},
+                "workers": [{"citusGroup": 4, "replicas": 3}]})
+    rules = {(r_["resources"][0], "resourceNames" in r_): r_ for r_ in r.get("Role", "shop")["rules"]}
+    assert rules[("pods", True)]["resourceNames"] == ["shop-0-0", "shop-4-0", "shop-4-1", "shop-4-2"]
+    assert rules[("endpoints", True)]["resourceNames"] == [
+        "shop-0", "shop-0-config", "shop-0-failover", "shop-0-sync",
+        "shop-4", "shop-4-config", "shop-4-failover", "shop-4-sync"]
+    # the pods the StatefulSets create are exactly the named ones
+    pods = sorted("%s-%d" % (s["metadata"]["name"], i) for s in r.all("StatefulSet") for i in range(s["spec"]["replicas"]))
+    assert pods == rules[("pods", True)]["resourceNames"]
 
 
 def test_bypass_api_service_cluster_role_is_release_unique():

@@ -202,25 +202,35 @@ def test_patroni_uses_the_charts_service_account(kube, release):
 PROBE = "pck.test/rbac-probe"
 
 
+def rule_key(rule):
+    """A rule of the chart's Role by what it covers: (resource, limited to names?)."""
+    return rule["resources"][0], "resourceNames" in rule
+
+
 def _operations(api):
+    """The Patroni operations each rule of the Role guards, keyed by rule_key."""
     ep = f"/api/v1/namespaces/{NS}/endpoints"
     labels = {"metadata": {"labels": {"cluster-name": CLUSTER}}}
     return {
-        "endpoints": [
+        ("endpoints", False): [
             ("list the cluster's endpoints (DCS cache)",
              lambda: api.get(ep, labelSelector=f"cluster-name={CLUSTER}")),
-            ("get the leader lock endpoints (leader race re-read)",
-             lambda: api.get(f"{ep}/{CLUSTER}-0")),
-            ("patch the leader lock endpoints (DCS write)",
-             lambda: api.patch(f"{ep}/{CLUSTER}-0", labels)),
             ("create an endpoints object (first lock / configuration)",
              lambda: _create_probe_endpoints(api)),
             ("deletecollection of labelled endpoints (patronictl remove)",
              lambda: api.request("DELETE", ep, params={"labelSelector": f"{PROBE}=1"}))],
-        "pods": [
+        ("endpoints", True): [
+            ("get the leader lock endpoints (leader race re-read)",
+             lambda: api.get(f"{ep}/{CLUSTER}-0")),
+            ("patch the leader lock endpoints (DCS write)",
+             lambda: api.patch(f"{ep}/{CLUSTER}-0", labels)),
+            ("patch a worker group's configuration endpoints (patronictl edit-config)",
+             lambda: api.patch(f"{ep}/{CLUSTER}-2-config", labels))],
+        ("pods", False): [
             ("list the cluster's pods (members)",
              lambda: api.get(f"/api/v1/namespaces/{NS}/pods",
-                             labelSelector=f"cluster-name={CLUSTER}")),
+                             labelSelector=f"cluster-name={CLUSTER}"))],
+        ("pods", True): [
             ("patch the own pod's labels/annotations (role label, member status)",
              lambda: api.patch(f"/api/v1/namespaces/{NS}/pods/{CLUSTER}-0-0", labels))],
     }
@@ -238,6 +248,14 @@ def _not_granted(api):
          lambda: api.request("DELETE", f"/api/v1/namespaces/{NS}/endpoints/{CLUSTER}-probe")),
         ("update (PUT) a pod",
          lambda: api.put(f"/api/v1/namespaces/{NS}/pods/{CLUSTER}-0-0", {})),
+        ("patch a pod that is not a member (names outside the groups' replicas)",
+         lambda: api.patch(f"/api/v1/namespaces/{NS}/pods/{CLUSTER}-0-99",
+                           {"metadata": {"labels": {"cluster-name": CLUSTER}}})),
+        ("get an endpoints object Patroni never uses by name",
+         lambda: api.get(f"/api/v1/namespaces/{NS}/endpoints/{CLUSTER}-rbac-probe")),
+        ("patch an endpoints object of another cluster",
+         lambda: api.patch(f"/api/v1/namespaces/{NS}/endpoints/other-0",
+                           {"metadata": {"labels": {"cluster-name": "other"}}})),
     ]
 
 
@@ -281,18 +299,18 @@ def test_rbac_each_rule_guards_a_named_operation(kube, release):
     """For each rule of the chart's Role: a copy of the Role without that rule, bound to a
     fresh ServiceAccount, makes the named Patroni operation(s) fail with 403, and the whole
     Role allows them all but nothing Patroni does not use (ConfigMaps, creating Services,
-    deleting single Endpoints, replacing pods)."""
+    deleting single Endpoints, replacing pods, objects outside the names of the named rules)."""
     role = kube.api.get(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{CLUSTER}")
     ca = kube.cp.certs / "ca.crt"
-    by_resource = {}
-    for i, rule in enumerate(role["rules"]):
-        for res in rule["resources"]:
-            by_resource[res] = i
-    assert set(by_resource) == {"endpoints", "pods"}, role["rules"]
+    by_rule = {rule_key(rule): i for i, rule in enumerate(role["rules"])}
+    assert len(by_rule) == len(role["rules"]), role["rules"]
+    assert set(by_rule) == {("endpoints", False), ("endpoints", True), ("pods", False),
+                            ("pods", True)}, role["rules"]
     # With the whole Role (a copy bound to a fresh ServiceAccount) every operation works.
+    names = {key: "no-%s%s" % (key[0], "-named" if key[1] else "") for key in by_rule}
     variants = {"all": role["rules"]}
-    variants.update({f"no-{r}": [x for j, x in enumerate(role["rules"]) if j != i]
-                     for r, i in by_resource.items()})
+    variants.update({names[key]: [x for j, x in enumerate(role["rules"]) if j != i]
+                     for key, i in by_rule.items()})
     rb = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}"
     for name in variants:
         sa = f"rbac-probe-{name}"
@@ -311,15 +329,15 @@ def test_rbac_each_rule_guards_a_named_operation(kube, release):
         for name in variants:
             api = Api(ca, token=_token_for(kube, f"rbac-probe-{name}"))
             ops = _operations(api)
-            for res, items in ops.items():
+            for key, items in ops.items():
                 for what, op in items:
-                    expect_ok = name == "all" or name != f"no-{res}"
+                    expect_ok = name != names[key]
 
                     got = _attempt(op, expect_ok)
                     if expect_ok and got != "ok":
-                        problems.append(f"with the whole Role, {what} gave {got}")
+                        problems.append(f"with {name}, {what} gave {got}")
                     if not expect_ok and got != "HTTP 403":
-                        problems.append(f"without the {res} rule, {what} gave {got}")
+                        problems.append(f"without the {key} rule, {what} gave {got}")
                     print(f"rbac {name}: {what}: {got}")
             if name == "all":
                 for what, op in _not_granted(api):

@@ -95,6 +95,13 @@ BROKEN = {
     "probe on unknown port": ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  restartPolicy: Never\n"
                               "  containers:\n    - name: c\n      image: i\n      readinessProbe:\n"
                               "        httpGet: {path: /, port: api}\n", 'no container port named "api"'),
+    "network policy CIDR": ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: n\nspec:\n"
+                            "  podSelector: {matchLabels: {a: b}}\n  egress:\n    - to: [{ipBlock: {cidr: kubernetes}}]\n",
+                            "spec.egress[0].to[0].ipBlock.cidr"),
+    "network policy empty peer": ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: n\nspec:\n"
+                                  "  podSelector: {matchLabels: {a: b}}\n  ingress:\n    - from: [{}]\n"
+                                  "      ports: [{port: 5432, protocol: TCPX}]\n",
+                                  "a peer needs podSelector"),
     "bad label value": ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels: {a: 'not valid!'}\n",
                         "metadata.labels[a]"),
 }

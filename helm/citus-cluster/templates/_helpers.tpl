@@ -32,6 +32,16 @@ cluster-name: {{ .Values.clusterName }}
 citus-group: {{ .group.id | quote }}
 {{- end -}}
 
+{{/* Selects every database pod of the release (any group), and no other pod: the extensions
+Job and the test pod carry the release's labels but no citus-group. A LabelSelector. */}}
+{{- define "citus.memberSelector" -}}
+matchLabels:
+  {{- include "citus.selectorLabels" . | nindent 2 }}
+matchExpressions:
+  - key: citus-group
+    operator: Exists
+{{- end -}}
+
 {{- define "citus.groupLabels" -}}
 {{ include "citus.labels" .root }}
 app.kubernetes.io/component: {{ .group.type }}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"path"
 	"reflect"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,6 +77,9 @@ func check(c *checker, obj any) {
 			c.fail("spec", "exactly one of minAvailable and maxUnavailable")
 		}
 		c.selector("spec.selector", o.Spec.Selector)
+	case *networkingv1.NetworkPolicy:
+		c.meta(o.ObjectMeta, validation.IsDNS1123Subdomain)
+		c.networkPolicy(o)
 	case *rbacv1.Role:
 		c.meta(o.ObjectMeta, validation.IsDNS1123Subdomain)
 		c.rules(o.Rules)
@@ -409,4 +414,90 @@ func countSet(union any) int {
 		}
 	}
 	return n
+}
+
+// networkPolicy: what the API server's validation checks (selectors, peers, ports, CIDRs),
+// plus a policy type for every rule list present.
+func (c *checker) networkPolicy(p *networkingv1.NetworkPolicy) {
+	c.selector("spec.podSelector", &p.Spec.PodSelector)
+	types := map[networkingv1.PolicyType]bool{}
+	for i, t := range p.Spec.PolicyTypes {
+		if t != networkingv1.PolicyTypeIngress && t != networkingv1.PolicyTypeEgress {
+			c.fail(fmt.Sprintf("spec.policyTypes[%d]", i), "unknown policy type %q", t)
+		}
+		types[t] = true
+	}
+	if len(p.Spec.Egress) > 0 && len(p.Spec.PolicyTypes) > 0 && !types[networkingv1.PolicyTypeEgress] {
+		c.fail("spec.policyTypes", "egress rules without the Egress policy type are ignored")
+	}
+	for i, r := range p.Spec.Ingress {
+		f := fmt.Sprintf("spec.ingress[%d]", i)
+		c.policyPorts(f+".ports", r.Ports)
+		for j, peer := range r.From {
+			c.policyPeer(fmt.Sprintf("%s.from[%d]", f, j), peer)
+		}
+	}
+	for i, r := range p.Spec.Egress {
+		f := fmt.Sprintf("spec.egress[%d]", i)
+		c.policyPorts(f+".ports", r.Ports)
+		for j, peer := range r.To {
+			c.policyPeer(fmt.Sprintf("%s.to[%d]", f, j), peer)
+		}
+	}
+}
+
+func (c *checker) policyPorts(f string, ports []networkingv1.NetworkPolicyPort) {
+	for i, p := range ports {
+		pf := fmt.Sprintf("%s[%d]", f, i)
+		if p.Protocol != nil {
+			switch *p.Protocol {
+			case corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP:
+			default:
+				c.fail(pf+".protocol", "unknown protocol %q", *p.Protocol)
+			}
+		}
+		if p.Port != nil {
+			if p.Port.Type == intstr.String {
+				c.errs(pf+".port", validation.IsValidPortName(p.Port.StrVal))
+			} else {
+				c.errs(pf+".port", validation.IsValidPortNum(p.Port.IntValue()))
+			}
+		}
+		if p.EndPort != nil && (p.Port == nil || p.Port.Type == intstr.String || int(*p.EndPort) < p.Port.IntValue()) {
+			c.fail(pf+".endPort", "needs a numeric port not above it")
+		}
+	}
+}
+
+func (c *checker) policyPeer(f string, p networkingv1.NetworkPolicyPeer) {
+	set := 0
+	for _, s := range []*metav1.LabelSelector{p.PodSelector, p.NamespaceSelector} {
+		if s != nil {
+			set++
+			c.labels(f+".matchLabels", s.MatchLabels)
+			if _, err := metav1.LabelSelectorAsSelector(s); err != nil {
+				c.fail(f, "%v", err)
+			}
+		}
+	}
+	if p.IPBlock != nil {
+		if set > 0 {
+			c.fail(f, "ipBlock cannot be combined with selectors")
+		}
+		_, cidr, err := net.ParseCIDR(p.IPBlock.CIDR)
+		if err != nil {
+			c.fail(f+".ipBlock.cidr", "%v", err)
+			return
+		}
+		for i, e := range p.IPBlock.Except {
+			ip, _, err := net.ParseCIDR(e)
+			if err != nil || !cidr.Contains(ip) {
+				c.fail(fmt.Sprintf("%s.ipBlock.except[%d]", f, i), "must be a CIDR inside %s", p.IPBlock.CIDR)
+			}
+		}
+		set++
+	}
+	if set == 0 {
+		c.fail(f, "a peer needs podSelector, namespaceSelector or ipBlock")
+	}
 }

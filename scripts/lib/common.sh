@@ -63,6 +63,24 @@ ensure_helm() {
   HELM="$bin"
 }
 
+# helm-docs (generates the parameter table of helm/citus-cluster/README.md) from the Go
+# module proxy, cached under .cache/bin. Built into a private GOBIN, so two runs at once
+# cannot take each other's binary. Sets HELM_DOCS.
+ensure_helm_docs() {
+  local version=v1.14.2
+  local bin="$CACHE/bin/helm-docs-$version" gobin
+  if [ ! -x "$bin" ]; then
+    say "building helm-docs $version from the Go module proxy"
+    mkdir -p "$CACHE/bin"
+    gobin=$(mktemp -d "$CACHE/gobin-helm-docs.XXXXXX")
+    GOBIN="$gobin" GOFLAGS=-mod=mod GOCACHE="$CACHE/go-build" GOMODCACHE="$CACHE/go-mod" \
+      go install "github.com/norwoodj/helm-docs/cmd/helm-docs@$version" || { rm -rf "$gobin"; die "building helm-docs failed"; }
+    mv -f "$gobin/helm-docs" "$bin"
+    rm -rf "$gobin"
+  fi
+  HELM_DOCS="$bin"
+}
+
 # kube-apiserver and kube-controller-manager (tests/k8s) built from the Go module proxy with
 # the pinned module in tests/k8s/tools (go.mod/go.sum), cached under $CACHE/bin by version.
 # The build is heavy: it runs niced, once per machine. Sets KUBE_APISERVER and KUBE_CM.

@@ -812,6 +812,9 @@ def test_notes_content(notes_chart):
     assert "kubectl exec -n %s -it citusdemo-0-0 -- patronictl list" % NAMESPACE in notes
     assert "psql -U postgres -d citus" in notes and "citus_get_active_worker_nodes()" in notes
     assert "helm test -n %s %s" % (NAMESPACE, RELEASE) in notes
+    assert 'NetworkPolicy "citusdemo" lets only this release\'s pods connect' in notes
+    notes, _ = render_notes(notes_chart, {"networkPolicy": {"allowExternal": True}})
+    assert "NetworkPolicy" not in notes
     notes, _ = render_notes(notes_chart, {"storage": {"persistentVolume": {"enabled": True, "size": "1Gi"}},
                                           "additionalExtensions": {"enabled": True, "enableOnWorkers": True,
                                                                    "extensions": ["postgis"]}})

@@ -5,8 +5,9 @@
  * restarts it with a bounded backoff whenever it ends (supervise.h); Patroni and PostgreSQL
  * never notice. It reads the pod's configuration from the environment like PID 1, except the
  * passwords: PID 1 writes them on the agent's stdin as NUL-terminated NAME=value entries
- * (SUPERUSER_PASSWORD, REPLICATION_PASSWORD, RESTAPI_PASSWORD) and closes it, so they are in
- * no environment and the agent needs no access to the secret volume.
+ * (SUPERUSER_PASSWORD, REPLICATION_PASSWORD, RESTAPI_PASSWORD, and PATRONI_PID when the
+ * supervised command is Patroni) and closes it, so the passwords are in no environment and
+ * the agent needs no access to the secret volume.
  *
  * The code is citus-init-agent.so (libcurl, libpq, cJSON); the executable loads it only for
  * `agent` and `extensions --wait`. */

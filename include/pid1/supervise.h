@@ -48,6 +48,9 @@ struct supervise_agent {
     char *const *envp;    /* NULL: our own */
     const char *input;    /* written to its stdin at every start (may hold NUL bytes) */
     size_t input_len;     /* at most 64 KiB (a pipe's buffer: the write never blocks) */
+    /* When not NULL, NAME=<the main child's PID> is added to the input (an entry like the
+     * others: NUL-terminated). */
+    const char *main_pid_name;
 };
 
 struct supervise_opts {

@@ -11,6 +11,7 @@
 
 #include "diag.h"
 #include "input.h"
+#include "certs.h"
 #include "leader.h"
 #include "log.h"
 
@@ -115,6 +116,10 @@ int agent_main(void)
         return 70;
     }
     struct agent_env env = {input, len};
+    pid_t patroni = 0;
+    const char *pid_text = agent_input_value(input, len, "PATRONI_PID");
+    if (pid_text)
+        patroni = (pid_t)strtol(pid_text, NULL, 10);
     struct config cfg;
     struct diag d;
     diag_init(&d);
@@ -144,11 +149,13 @@ int agent_main(void)
     sigprocmask(SIG_UNBLOCK, &stop, NULL);
 
     struct leader_watch *watch = leader_watch_start(loop, &cfg);
+    struct cert_watch *certs = watch ? cert_watch_start(loop, &cfg, patroni) : NULL;
     if (!watch) {
         rc = 70;
     } else {
-        log_info("agent started", NULL);
+        log_info("agent started", "certificate_rotation", certs ? "watching" : "off", NULL);
         ev_run(loop, 0);
+        cert_watch_stop(certs);
         leader_watch_stop(watch);
         rc = 0;
     }

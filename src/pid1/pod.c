@@ -224,7 +224,8 @@ int pod_run(char *const *cmd, const char *agent_exe)
     env = privdrop_child_env(environ, &user, secret_variables);
     input = agent_input(&cfg, &input_len);
     struct supervise_agent agent = {.argv = agent_argv, .envp = env, .input = input,
-                                    .input_len = input_len};
+                                    .input_len = input_len,
+                                    .main_pid_name = cmd ? NULL : "PATRONI_PID"};
     struct supervise_opts opts = {
         .argv = cmd ? cmd : patroni_argv,
         .envp = env,

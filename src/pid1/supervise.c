@@ -18,6 +18,7 @@
 #include <ev.h>
 
 #include "log.h"
+#include "xalloc.h"
 
 extern char **environ;
 
@@ -318,8 +319,23 @@ static pid_t spawn(char *const *argv, char *const *envp, const struct supervise_
 static void agent_start(struct supervisor *s)
 {
     const struct supervise_agent *a = s->o->agent;
+    struct supervise_agent with_pid = *a;
+    char *input = NULL;
+    if (a->main_pid_name) {
+        char entry[96];
+        int n = snprintf(entry, sizeof entry, "%s=%d", a->main_pid_name, (int)s->child);
+        input = xmalloc(a->input_len + (size_t)n + 1);
+        memcpy(input, a->input, a->input_len);
+        memcpy(input + a->input_len, entry, (size_t)n + 1);
+        with_pid.input = input;
+        with_pid.input_len = a->input_len + (size_t)n + 1;
+    }
     int exec_errno;
-    pid_t pid = spawn(a->argv, a->envp, a, &exec_errno);
+    pid_t pid = spawn(a->argv, a->envp, &with_pid, &exec_errno);
+    if (input) {
+        explicit_bzero(input, with_pid.input_len);
+        free(input);
+    }
     if (pid < 0) {
         log_error("cannot start the agent", "command", a->argv[0], "error",
                   strerror(exec_errno), NULL);

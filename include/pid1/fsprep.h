@@ -29,12 +29,48 @@ enum fsprep_status {
     FSPREP_UNUSABLE = 78, /* found before changing anything: a path we cannot use as is */
 };
 
-/* as_root selects the behaviour described above; u is the user the files belong to;
- * patroni_yaml is what RUN_DIR/patroni.yml must hold (render_patroni_yaml's text). */
+/* One TLS source read from SSL_CERT_DIR by fsprep_check, copied by fsprep_apply. */
+struct fsprep_tls_file {
+    const char *name; /* ca.crt, server.crt, server.key */
+    mode_t mode;      /* of the copy in RUN_DIR/tls */
+    char *data;       /* wiped on fsprep_plan_free (may hold the key) */
+    size_t len;
+};
+
+/* What fsprep_check found and fsprep_apply does; borrowed pointers must outlive it. */
+struct fsprep_plan {
+    const struct config *cfg;
+    const struct run_user *user;
+    bool as_root;
+    bool usable;   /* fsprep_check reported nothing */
+    bool tls_read; /* SSL_ENABLED and all three TLS sources read (tls_check may run then) */
+    struct fsprep_tls_file tls[3];
+};
+
+/* The read-only phase: everything that can make the files unusable is looked at here, before
+ * anything is changed - PGDATA, RUN_DIR, RUN_DIR/tls and the socket directory (each must be a
+ * directory or be creatable; as non-root: ours, 0700/0750, writable), their missing parents
+ * (the nearest existing one must be a writable directory), and with SSL_ENABLED the TLS
+ * sources (read into the plan: each a readable regular file of at most 1 MiB; ca.crt and
+ * server.crt must not hold a private key, since their copies are 0644). Every problem goes to
+ * d. Never writes, creates, chowns or chmods anything. FSPREP_OK or FSPREP_UNUSABLE; free the
+ * plan with fsprep_plan_free either way. */
+enum fsprep_status fsprep_check(const struct config *cfg, const struct run_user *u, bool as_root,
+                                struct fsprep_plan *plan, struct diag *d);
+
+/* The changing phase, after a successful fsprep_check: as described at the top. patroni_yaml
+ * is what RUN_DIR/patroni.yml must hold (render_patroni_yaml's text). Any failure is
+ * FSPREP_FAILED (things may have been changed already). */
+enum fsprep_status fsprep_apply(const struct fsprep_plan *plan, const char *patroni_yaml,
+                                struct diag *d);
+void fsprep_plan_free(struct fsprep_plan *plan);
+
+/* fsprep_check, then (when usable) fsprep_apply. */
 enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u, bool as_root,
                               const char *patroni_yaml, struct diag *d);
 
-/* The data directory part alone. *recursed (may be NULL) tells whether the tree was walked. */
+/* The data directory part alone (check, then apply). *recursed (may be NULL) tells whether
+ * the tree was walked. */
 enum fsprep_status fsprep_data_dir(const char *pgdata, const struct run_user *u, bool as_root,
                                    bool *recursed, struct diag *d);
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "input.h"
 #include "xalloc.h"
 
 #define TLS_FILE_MAX (1024 * 1024)
@@ -134,105 +135,201 @@ out_rc:
 
 /* ---- directories ------------------------------------------------------------------ */
 
+/* One directory the pod needs. var names the variable that set it (for messages), or NULL. */
+struct dir_spec {
+    const char *var;
+    const char *path;
+    const char *what;
+    mode_t mode; /* 0700: private (ours, verified as non-root); else shared (writable is enough) */
+};
+
+#define WHERE_FMT "%s%s%s"
+#define WHERE(s) (s)->var ? (s)->var : "", (s)->var ? "=" : "", (s)->path
+
 static bool data_top_correct(const struct stat *st, const struct run_user *u)
 {
     return st->st_uid == u->uid && st->st_gid == u->gid &&
            (mode_is(st->st_mode, 0700) || mode_is(st->st_mode, 0750));
 }
 
-/* mkdir -p for the parents of path; the ones created belong to u (as root), mode 0700. */
-static enum fsprep_status make_parents(const char *path, const struct run_user *u, bool as_root,
-                                       struct diag *d)
+/* Non-root: nothing is chowned or chmodded, a private directory must already fit. */
+static enum fsprep_status verify_own_dir(const struct dir_spec *s, const struct stat *st,
+                                         struct diag *d)
 {
-    char *p = strdup(path);
-    if (!p)
-        abort();
-    enum fsprep_status st = FSPREP_OK;
+    if (st->st_uid != geteuid()) {
+        diag_error(d, WHERE_FMT ": the %s is owned by uid %u, expected uid %u (citus-init runs "
+                      "as non-root and cannot change it; fix the volume or the pod's "
+                      "securityContext)",
+                   WHERE(s), s->what, (unsigned)st->st_uid, (unsigned)geteuid());
+        return FSPREP_UNUSABLE;
+    }
+    if (!mode_is(st->st_mode, 0700) && !mode_is(st->st_mode, 0750)) {
+        diag_error(d, WHERE_FMT ": the %s has mode %04o, expected 0700 or 0750 (citus-init runs "
+                      "as non-root and does not change it)",
+                   WHERE(s), s->what, (unsigned)(st->st_mode & 07777));
+        return FSPREP_UNUSABLE;
+    }
+    if (access(s->path, R_OK | W_OK | X_OK) < 0) {
+        diag_error(d, WHERE_FMT ": the %s is not writable by uid %u: %s", WHERE(s), s->what,
+                   (unsigned)geteuid(), strerror(errno));
+        return FSPREP_UNUSABLE;
+    }
+    return FSPREP_OK;
+}
+
+/* The directory does not exist: the nearest existing parent must be a directory we can
+ * create entries in (as root too: access() then still reports a read-only file system). */
+static enum fsprep_status check_creatable(const struct dir_spec *s, struct diag *d)
+{
+    char *p = xstrdup(s->path);
+    enum fsprep_status rc = FSPREP_OK;
+    struct stat st;
+    for (;;) {
+        if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode) && stat(p, &st) < 0 && errno == ENOENT) {
+            diag_error(d, WHERE_FMT ": the %s cannot be created: %s is a symbolic link to "
+                          "nothing; expected a directory or no entry at all",
+                       WHERE(s), s->what, p);
+            rc = FSPREP_UNUSABLE;
+            break;
+        }
+        char *slash = strrchr(p, '/');
+        if (!slash)
+            break;
+        if (slash == p)
+            slash[1] = '\0'; /* the root directory */
+        else
+            *slash = '\0';
+        if (stat(p, &st) < 0) {
+            if (errno == ENOENT || errno == ENOTDIR) {
+                if (strcmp(p, "/") == 0)
+                    break;
+                continue;
+            }
+            diag_error(d, WHERE_FMT ": the %s cannot be created: cannot inspect %s: %s",
+                       WHERE(s), s->what, p, strerror(errno));
+            rc = FSPREP_UNUSABLE;
+            break;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            diag_error(d, WHERE_FMT ": the %s cannot be created: %s is not a directory",
+                       WHERE(s), s->what, p);
+            rc = FSPREP_UNUSABLE;
+        } else if (access(p, W_OK | X_OK) < 0) {
+            diag_error(d, WHERE_FMT ": the %s cannot be created in %s by uid %u: %s", WHERE(s),
+                       s->what, p, (unsigned)geteuid(), strerror(errno));
+            rc = FSPREP_UNUSABLE;
+        }
+        break;
+    }
+    free(p);
+    return rc;
+}
+
+/* Read-only: whether the apply phase can make s what it must be. *exists tells whether it is
+ * there already (as a directory). */
+static enum fsprep_status check_dir(const struct dir_spec *s, const struct run_user *u,
+                                    bool as_root, bool *exists, struct diag *d)
+{
+    *exists = false;
+    struct stat st;
+    if (stat(s->path, &st) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return check_creatable(s, d);
+        diag_error(d, WHERE_FMT ": cannot inspect the %s: %s", WHERE(s), s->what,
+                   strerror(errno));
+        return FSPREP_UNUSABLE;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        diag_error(d, WHERE_FMT ": exists but is not a directory; expected the %s", WHERE(s),
+                   s->what);
+        return FSPREP_UNUSABLE;
+    }
+    *exists = true;
+    if (!as_root) {
+        if (s->mode == 0700)
+            return verify_own_dir(s, &st, d);
+        /* A shared directory (the socket directory) only needs to be writable. */
+        if (access(s->path, W_OK | X_OK) < 0) {
+            diag_error(d, WHERE_FMT ": the %s is not writable by uid %u: %s", WHERE(s), s->what,
+                       (unsigned)geteuid(), strerror(errno));
+            return FSPREP_UNUSABLE;
+        }
+        return FSPREP_OK;
+    }
+    bool change = st.st_uid != u->uid || st.st_gid != u->gid ||
+                  (s->mode == 0700 ? !data_top_correct(&st, u) : !mode_is(st.st_mode, s->mode));
+    if (change && access(s->path, W_OK) < 0 && errno == EROFS) {
+        diag_error(d, WHERE_FMT ": the %s needs owner %s and mode %04o but is on a read-only "
+                      "file system", WHERE(s), s->what, u->name, (unsigned)s->mode);
+        return FSPREP_UNUSABLE;
+    }
+    return FSPREP_OK;
+}
+
+/* mkdir -p for the parents of path; the ones created belong to u (as root), mode 0700. */
+static int make_parents(const struct dir_spec *s, const struct run_user *u, bool as_root,
+                        struct diag *d)
+{
+    char *p = xstrdup(s->path);
+    int rc = 0;
     char *slash = p;
     while ((slash = strchr(slash + 1, '/'))) {
         *slash = '\0';
         if (mkdir(p, 0700) == 0) {
             if (as_root && chown(p, u->uid, u->gid) < 0) {
                 diag_error(d, "%s: cannot set the owner to %s: %s", p, u->name, strerror(errno));
-                st = FSPREP_FAILED;
+                rc = -1;
                 break;
             }
         } else if (errno != EEXIST) {
             diag_error(d, "%s: cannot create the directory: %s", p, strerror(errno));
-            st = as_root ? FSPREP_FAILED : FSPREP_UNUSABLE;
+            rc = -1;
             break;
         }
         *slash = '/';
     }
     free(p);
-    return st;
+    return rc;
 }
 
-/* Non-root: nothing is chowned or chmodded, a private directory must already fit. */
-static enum fsprep_status verify_own_dir(const char *path, const char *what, const struct stat *st,
-                                         struct diag *d)
+/* Create or fix one directory that is not walked: owner u, exactly its mode. Runs after
+ * check_dir found it usable; whatever fails now is a failed change. */
+static enum fsprep_status ensure_dir(const struct dir_spec *s, const struct run_user *u,
+                                     bool as_root, struct diag *d)
 {
-    if (st->st_uid != geteuid()) {
-        diag_error(d, "%s: the %s is owned by uid %u, expected uid %u (citus-init runs as non-root "
-                      "and cannot change it; fix the volume or the pod's securityContext)",
-                   path, what, (unsigned)st->st_uid, (unsigned)geteuid());
-        return FSPREP_UNUSABLE;
-    }
-    if (!mode_is(st->st_mode, 0700) && !mode_is(st->st_mode, 0750)) {
-        diag_error(d, "%s: the %s has mode %04o, expected 0700 or 0750 (citus-init runs as non-root "
-                      "and does not change it)",
-                   path, what, (unsigned)(st->st_mode & 07777));
-        return FSPREP_UNUSABLE;
-    }
-    if (access(path, R_OK | W_OK | X_OK) < 0) {
-        diag_error(d, "%s: the %s is not writable by uid %u: %s", path, what, (unsigned)geteuid(),
-                   strerror(errno));
-        return FSPREP_UNUSABLE;
-    }
-    return FSPREP_OK;
-}
-
-/* Create or fix one directory that is not walked: owner u, exactly `mode`. */
-static enum fsprep_status ensure_dir(const char *path, const char *what, mode_t mode,
-                                     const struct run_user *u, bool as_root, struct diag *d)
-{
-    enum fsprep_status rc = make_parents(path, u, as_root, d);
-    if (rc != FSPREP_OK)
-        return rc;
-    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-        diag_error(d, "%s: cannot create the %s: %s", path, what, strerror(errno));
-        return as_root ? FSPREP_FAILED : FSPREP_UNUSABLE;
-    }
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        diag_error(d, "%s: cannot inspect the %s: %s", path, what, strerror(errno));
-        return FSPREP_UNUSABLE;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        diag_error(d, "%s: the %s exists but is not a directory", path, what);
-        return FSPREP_UNUSABLE;
-    }
-    if (!as_root) {
-        if (mode == 0700)
-            return verify_own_dir(path, what, &st, d);
-        /* A shared directory (the socket directory) only needs to be writable. */
-        if (access(path, W_OK | X_OK) < 0) {
-            diag_error(d, "%s: the %s is not writable by uid %u: %s", path, what,
-                       (unsigned)geteuid(), strerror(errno));
-            return FSPREP_UNUSABLE;
-        }
-        return FSPREP_OK;
-    }
-    if ((st.st_uid != u->uid || st.st_gid != u->gid) && chown(path, u->uid, u->gid) < 0) {
-        diag_error(d, "%s: cannot set the owner of the %s to %s: %s", path, what, u->name,
+    if (make_parents(s, u, as_root, d) < 0)
+        return FSPREP_FAILED;
+    if (mkdir(s->path, 0700) < 0 && errno != EEXIST) {
+        diag_error(d, WHERE_FMT ": cannot create the %s: %s", WHERE(s), s->what,
                    strerror(errno));
         return FSPREP_FAILED;
     }
+    struct stat st;
+    if (stat(s->path, &st) < 0) {
+        diag_error(d, WHERE_FMT ": cannot inspect the %s: %s", WHERE(s), s->what,
+                   strerror(errno));
+        return FSPREP_FAILED;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        diag_error(d, WHERE_FMT ": exists but is not a directory; expected the %s", WHERE(s),
+                   s->what);
+        return FSPREP_FAILED;
+    }
+    if (!as_root) {
+        if (s->mode == 0700 && verify_own_dir(s, &st, d) != FSPREP_OK)
+            return FSPREP_FAILED;
+        return FSPREP_OK;
+    }
+    if ((st.st_uid != u->uid || st.st_gid != u->gid) && chown(s->path, u->uid, u->gid) < 0) {
+        diag_error(d, WHERE_FMT ": cannot set the owner of the %s to %s: %s", WHERE(s), s->what,
+                   u->name, strerror(errno));
+        return FSPREP_FAILED;
+    }
     /* chmod also after chown: chown clears the setgid bit of a directory on some systems. */
-    if (!mode_is(st.st_mode, mode) || st.st_uid != u->uid || st.st_gid != u->gid) {
-        if (chmod(path, mode) < 0) {
-            diag_error(d, "%s: cannot set the mode of the %s to %04o: %s", path, what,
-                       (unsigned)mode, strerror(errno));
+    if (!mode_is(st.st_mode, s->mode) || st.st_uid != u->uid || st.st_gid != u->gid) {
+        if (chmod(s->path, s->mode) < 0) {
+            diag_error(d, WHERE_FMT ": cannot set the mode of the %s to %04o: %s", WHERE(s),
+                       s->what, (unsigned)s->mode, strerror(errno));
             return FSPREP_FAILED;
         }
     }
@@ -295,26 +392,32 @@ static int fix_tree(int dirfd, const char *path, const struct run_user *u, struc
     return rc;
 }
 
-enum fsprep_status fsprep_data_dir(const char *pgdata, const struct run_user *u, bool as_root,
-                                   bool *recursed, struct diag *d)
+static struct dir_spec data_dir_spec(const char *pgdata)
 {
-    if (recursed)
-        *recursed = false;
+    return (struct dir_spec){"PGDATA", pgdata, "data directory", 0700};
+}
+
+/* The data directory after check_dir: created, or (as root, OnRootMismatch) walked and fixed
+ * when its top has the wrong owner, group or mode. */
+static enum fsprep_status apply_data_dir(const char *pgdata, const struct run_user *u,
+                                         bool as_root, bool *recursed, struct diag *d)
+{
+    struct dir_spec s = data_dir_spec(pgdata);
     struct stat st;
     if (stat(pgdata, &st) < 0) {
-        if (errno != ENOENT) {
-            diag_error(d, "PGDATA=%s: cannot inspect the data directory: %s", pgdata,
-                       strerror(errno));
-            return FSPREP_UNUSABLE;
-        }
-        return ensure_dir(pgdata, "data directory", 0700, u, as_root, d);
+        if (errno == ENOENT)
+            return ensure_dir(&s, u, as_root, d);
+        diag_error(d, "PGDATA=%s: cannot inspect the data directory: %s", pgdata,
+                   strerror(errno));
+        return FSPREP_FAILED;
     }
     if (!S_ISDIR(st.st_mode)) {
-        diag_error(d, "PGDATA=%s: exists but is not a directory", pgdata);
-        return FSPREP_UNUSABLE;
+        diag_error(d, "PGDATA=%s: exists but is not a directory; expected the data directory",
+                   pgdata);
+        return FSPREP_FAILED;
     }
     if (!as_root)
-        return verify_own_dir(pgdata, "data directory", &st, d);
+        return verify_own_dir(&s, &st, d) == FSPREP_OK ? FSPREP_OK : FSPREP_FAILED;
     if (data_top_correct(&st, u))
         return FSPREP_OK; /* OnRootMismatch: a correct top means the tree is left alone */
     if (recursed)
@@ -335,120 +438,175 @@ enum fsprep_status fsprep_data_dir(const char *pgdata, const struct run_user *u,
     return FSPREP_OK;
 }
 
-/* ---- TLS copies ------------------------------------------------------------------- */
-
-struct tls_copy {
-    const char *name;
-    mode_t mode;
-    char *data;
-    size_t len;
-};
-
-static int read_small_file(const char *path, char **data, size_t *len, struct diag *d)
+enum fsprep_status fsprep_data_dir(const char *pgdata, const struct run_user *u, bool as_root,
+                                   bool *recursed, struct diag *d)
 {
-    *data = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        diag_error(d, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
-    char *buf = malloc(TLS_FILE_MAX);
-    if (!buf)
-        abort();
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, TLS_FILE_MAX - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            diag_error(d, "%s: cannot read: %s", path, strerror(errno));
-            break;
-        }
-        if (n == 0) {
-            close(fd);
-            *data = buf;
-            *len = have;
-            return 0;
-        }
-        have += (size_t)n;
-        if (have == TLS_FILE_MAX) {
-            diag_error(d, "%s: larger than %d bytes; expected a PEM file", path, TLS_FILE_MAX);
-            break;
-        }
-    }
-    close(fd);
-    explicit_bzero(buf, have);
-    free(buf);
-    return -1;
+    if (recursed)
+        *recursed = false;
+    struct dir_spec s = data_dir_spec(pgdata);
+    bool exists;
+    enum fsprep_status rc = check_dir(&s, u, as_root, &exists, d);
+    if (rc != FSPREP_OK)
+        return rc;
+    return apply_data_dir(pgdata, u, as_root, recursed, d);
 }
 
-static void free_copies(struct tls_copy *c, size_t n)
+/* ---- TLS sources ------------------------------------------------------------------ */
+
+static const char *tls_what(const char *name)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (c[i].data)
-            explicit_bzero(c[i].data, c[i].len);
-        free(c[i].data);
-        c[i].data = NULL;
+    return strcmp(name, "ca.crt") == 0       ? "CA certificate"
+           : strcmp(name, "server.crt") == 0 ? "server certificate"
+                                             : "server key";
+}
+
+/* The label of the first PEM block whose label ends in "PRIVATE KEY" ("RSA PRIVATE KEY",
+ * "ENCRYPTED PRIVATE KEY" ...), copied into label; false when there is none. */
+static bool pem_private_key_label(const char *data, size_t len, char *label, size_t size)
+{
+    static const char begin[] = "-----BEGIN ";
+    const char *p = data, *end = data + len;
+    while ((p = memmem(p, (size_t)(end - p), begin, sizeof begin - 1))) {
+        const char *l = p + sizeof begin - 1;
+        const char *close = memmem(l, (size_t)(end - l), "-----", 5);
+        const char *eol = memchr(l, '\n', (size_t)(end - l));
+        p = l;
+        if (!close || (eol && eol < close))
+            continue;
+        size_t n = (size_t)(close - l);
+        if (n >= 11 && memcmp(close - 11, "PRIVATE KEY", 11) == 0) {
+            snprintf(label, size, "%.*s", (int)(n < 64 ? n : 64), l);
+            return true;
+        }
     }
+    return false;
+}
+
+static bool check_tls_sources(struct fsprep_plan *plan, struct diag *d)
+{
+    const struct config *cfg = plan->cfg;
+    bool ok = true;
+    for (size_t i = 0; i < 3; i++) {
+        struct fsprep_tls_file *t = &plan->tls[i];
+        char *path = xasprintf("%s/%s", cfg->ssl_cert_dir, t->name);
+        const char *what = tls_what(t->name);
+        int err = input_read_file(path, TLS_FILE_MAX, &t->data, &t->len);
+        if (err == ENOENT)
+            diag_error(d, "%s: does not exist; expected the %s (PEM) because SSL_ENABLED is "
+                          "true", path, what);
+        else if (err == EFBIG || err == EISDIR || err == EINVAL)
+            diag_error(d, "%s: is not a regular file of at most %d bytes; expected the %s (PEM)",
+                       path, TLS_FILE_MAX, what);
+        else if (err)
+            diag_error(d, "%s: cannot be read (%s); expected a readable %s (PEM)", path,
+                       strerror(err), what);
+        char label[80];
+        if (!err && t->mode != 0600 && pem_private_key_label(t->data, t->len, label, sizeof label)) {
+            diag_error(d, "%s: holds a private key (a \"%s\" block); expected only "
+                          "certificates: its copy in RUN_DIR/tls is readable by everyone (mode "
+                          "%04o), the key belongs in server.key", path, label, (unsigned)t->mode);
+            err = EINVAL;
+        }
+        ok = ok && !err;
+        free(path);
+    }
+    return ok;
 }
 
 /* ---- everything ------------------------------------------------------------------- */
 
-enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u, bool as_root,
-                              const char *patroni_yaml, struct diag *d)
+void fsprep_plan_free(struct fsprep_plan *plan)
 {
-    const struct run_user *owner = as_root ? u : NULL;
-    struct tls_copy tls[] = {
-        {"ca.crt", 0644, NULL, 0},
-        {"server.crt", 0644, NULL, 0},
-        {"server.key", 0600, NULL, 0},
+    for (size_t i = 0; i < 3; i++) {
+        input_free_wiped(plan->tls[i].data, plan->tls[i].len);
+        plan->tls[i].data = NULL;
+        plan->tls[i].len = 0;
+    }
+    plan->usable = plan->tls_read = false;
+}
+
+enum fsprep_status fsprep_check(const struct config *cfg, const struct run_user *u, bool as_root,
+                                struct fsprep_plan *plan, struct diag *d)
+{
+    *plan = (struct fsprep_plan){
+        .cfg = cfg, .user = u, .as_root = as_root,
+        .tls = {{"ca.crt", 0644, NULL, 0}, {"server.crt", 0644, NULL, 0},
+                {"server.key", 0600, NULL, 0}},
     };
-    const size_t n_tls = sizeof tls / sizeof tls[0];
+    size_t errors_before = diag_error_count(d);
+    bool exists;
+    struct dir_spec data = data_dir_spec(cfg->pgdata);
+    check_dir(&data, u, as_root, &exists, d);
+    struct dir_spec run = {"RUN_DIR", cfg->run_dir, "run directory", 0700};
+    bool run_ok = check_dir(&run, u, as_root, &exists, d) == FSPREP_OK;
+    struct dir_spec sock = {NULL, FSPREP_SOCKET_DIR, "socket directory", 02775};
+    check_dir(&sock, u, as_root, &exists, d);
+    if (cfg->ssl_enabled) {
+        /* only below a usable RUN_DIR that exists: a broken RUN_DIR is reported once */
+        char *tls = config_path(cfg, "tls");
+        struct dir_spec t = {NULL, tls, "TLS directory (RUN_DIR/tls)", 0700};
+        struct stat st;
+        if (run_ok && stat(cfg->run_dir, &st) == 0)
+            check_dir(&t, u, as_root, &exists, d);
+        free(tls);
+        plan->tls_read = check_tls_sources(plan, d);
+    }
+    plan->usable = diag_error_count(d) == errors_before;
+    return plan->usable ? FSPREP_OK : FSPREP_UNUSABLE;
+}
+
+enum fsprep_status fsprep_apply(const struct fsprep_plan *plan, const char *patroni_yaml,
+                                struct diag *d)
+{
+    const struct config *cfg = plan->cfg;
+    const struct run_user *u = plan->user;
+    bool as_root = plan->as_root;
+    if (!plan->usable) {
+        diag_error(d, "the files were not checked, or found unusable; nothing was changed");
+        return FSPREP_FAILED;
+    }
+    const struct run_user *owner = as_root ? u : NULL;
+    struct dir_spec run = {"RUN_DIR", cfg->run_dir, "run directory", 0700};
+    struct dir_spec sock = {NULL, FSPREP_SOCKET_DIR, "socket directory", 02775};
+    if (apply_data_dir(cfg->pgdata, u, as_root, NULL, d) != FSPREP_OK ||
+        ensure_dir(&run, u, as_root, d) != FSPREP_OK || ensure_dir(&sock, u, as_root, d) != FSPREP_OK)
+        return FSPREP_FAILED;
+
     enum fsprep_status rc = FSPREP_OK;
     char *path = NULL;
-
-    /* Read the sources before changing anything: a key we cannot read is a file problem. */
-    for (size_t i = 0; cfg->ssl_enabled && i < n_tls; i++) {
-        free(path);
-        path = xasprintf("%s/%s", cfg->ssl_cert_dir, tls[i].name);
-        if (read_small_file(path, &tls[i].data, &tls[i].len, d) < 0)
-            rc = FSPREP_UNUSABLE;
-    }
-    if (rc != FSPREP_OK)
-        goto out;
-
-    if ((rc = fsprep_data_dir(cfg->pgdata, u, as_root, NULL, d)) != FSPREP_OK)
-        goto out;
-    if ((rc = ensure_dir(cfg->run_dir, "run directory (RUN_DIR)", 0700, u, as_root, d)) !=
-        FSPREP_OK)
-        goto out;
-    if ((rc = ensure_dir(FSPREP_SOCKET_DIR, "socket directory", 02775, u, as_root, d)) !=
-        FSPREP_OK)
-        goto out;
-
     if (cfg->ssl_enabled) {
-        free(path);
         path = config_path(cfg, "tls");
-        if ((rc = ensure_dir(path, "TLS directory", 0700, u, as_root, d)) != FSPREP_OK)
+        struct dir_spec t = {NULL, path, "TLS directory (RUN_DIR/tls)", 0700};
+        if (ensure_dir(&t, u, as_root, d) != FSPREP_OK) {
+            rc = FSPREP_FAILED;
             goto out;
-        for (size_t i = 0; i < n_tls; i++) {
+        }
+        for (size_t i = 0; i < 3; i++) {
+            const struct fsprep_tls_file *f = &plan->tls[i];
             free(path);
-            path = xasprintf("%s/tls/%s", cfg->run_dir, tls[i].name);
-            if (fsprep_write_atomic(path, tls[i].data, tls[i].len, tls[i].mode, owner, d) < 0) {
+            path = xasprintf("%s/tls/%s", cfg->run_dir, f->name);
+            if (fsprep_write_atomic(path, f->data, f->len, f->mode, owner, d) < 0) {
                 rc = FSPREP_FAILED;
                 goto out;
             }
         }
     }
-
     free(path);
     path = config_path(cfg, "patroni.yml");
     if (fsprep_write_atomic(path, patroni_yaml, strlen(patroni_yaml), 0600, owner, d) < 0)
         rc = FSPREP_FAILED;
-
 out:
     free(path);
-    free_copies(tls, n_tls);
+    return rc;
+}
+
+enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u, bool as_root,
+                              const char *patroni_yaml, struct diag *d)
+{
+    struct fsprep_plan plan;
+    enum fsprep_status rc = fsprep_check(cfg, u, as_root, &plan, d);
+    if (rc == FSPREP_OK)
+        rc = fsprep_apply(&plan, patroni_yaml, d);
+    fsprep_plan_free(&plan);
     return rc;
 }

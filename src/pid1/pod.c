@@ -64,14 +64,57 @@ int pod_load(struct config *cfg, enum config_purpose purpose, const struct prepa
     return 0;
 }
 
+/* The user the files belong to: RUN_AS_USER as root, else the account we run as. */
+static int lookup_user(const struct config *cfg, bool as_root, struct run_user *user,
+                       struct diag *d)
+{
+    return as_root ? run_user_lookup(cfg->run_as_user, user, d) : run_user_current(user, d);
+}
+
+/* Every check of the files, read-only, in the start path's order: the paths and the TLS
+ * sources (fsprep_check), then the certificates (tls_check, once the sources could be read:
+ * a file that cannot be read is reported once). plan is filled for fsprep_apply. */
+static size_t check_files(const struct config *cfg, const struct run_user *user, bool as_root,
+                          const struct prepare_module *prep, struct fsprep_plan *plan)
+{
+    struct diag d;
+    diag_init(&d);
+    fsprep_check(cfg, user, as_root, plan, &d);
+    if (plan->tls_read)
+        prep->tls_check(cfg, time(NULL), &d);
+    size_t errors = log_diag(&d);
+    diag_free(&d);
+    return errors;
+}
+
 int pod_check(void)
 {
     struct config cfg;
     struct prepare_module prep;
     if (prepare_module_load(&prep) < 0)
         return EXIT_INTERNAL;
-    int rc = pod_load(&cfg, CONFIG_POD, &prep);
+    double start = now_ms();
+    int rc = pod_load(&cfg, CONFIG_POD, NULL);
+    bool as_root = geteuid() == 0;
+    struct run_user user = {0};
+    struct fsprep_plan plan = {0};
     if (rc == 0) {
+        struct diag d;
+        diag_init(&d);
+        if (lookup_user(&cfg, as_root, &user, &d) < 0) {
+            log_diag(&d);
+            rc = EXIT_CONFIG;
+        }
+        diag_free(&d);
+    }
+    if (rc == 0) {
+        size_t errors = check_files(&cfg, &user, as_root, &prep, &plan);
+        if (errors)
+            rc = invalid(errors);
+    }
+    if (rc == 0) {
+        char buf[32];
+        log_info("files checked", "duration_ms", ms_since(buf, sizeof buf, start), NULL);
         char *yaml = prep.render_patroni_yaml(&cfg, true);
         if (!yaml) {
             log_error("rendering the Patroni configuration failed", NULL);
@@ -83,11 +126,14 @@ int pod_check(void)
             free(yaml);
         }
     }
+    fsprep_plan_free(&plan);
+    run_user_free(&user);
     config_free(&cfg);
     return rc;
 }
 
-/* The preparation child: certificates, YAML, files. Its exit status is the result. */
+/* The preparation child: every check first (nothing is changed before all passed), then the
+ * YAML and the files. Its exit status is the result. */
 static int prepare_files(const struct config *cfg, const struct run_user *user, bool as_root,
                          double loaded_since)
 {
@@ -95,13 +141,12 @@ static int prepare_files(const struct config *cfg, const struct run_user *user, 
     struct prepare_module prep;
     if (prepare_module_load(&prep) < 0)
         return EXIT_INTERNAL;
-    struct diag d;
-    diag_init(&d);
-    prep.tls_check(cfg, time(NULL), &d);
-    size_t errors = log_diag(&d);
-    diag_free(&d);
-    if (errors)
+    struct fsprep_plan plan;
+    size_t errors = check_files(cfg, user, as_root, &prep, &plan);
+    if (errors) {
+        fsprep_plan_free(&plan);
         return invalid(errors);
+    }
     log_info("configuration loaded", "duration_ms", ms_since(buf, sizeof buf, loaded_since),
              NULL);
 
@@ -109,16 +154,19 @@ static int prepare_files(const struct config *cfg, const struct run_user *user, 
     char *yaml = prep.render_patroni_yaml(cfg, false);
     if (!yaml) {
         log_error("rendering the Patroni configuration failed", NULL);
+        fsprep_plan_free(&plan);
         return EXIT_INTERNAL;
     }
+    struct diag d;
     diag_init(&d);
-    enum fsprep_status fs = fsprep_run(cfg, user, as_root, yaml, &d);
+    enum fsprep_status fs = fsprep_apply(&plan, yaml, &d);
+    fsprep_plan_free(&plan);
     explicit_bzero(yaml, strlen(yaml));
     free(yaml);
     log_diag(&d);
     diag_free(&d);
     if (fs != FSPREP_OK)
-        return fs == FSPREP_UNUSABLE ? EXIT_CONFIG : EXIT_INTERNAL;
+        return EXIT_INTERNAL; /* fsprep_check passed: whatever failed now was a change */
     char *yaml_path = config_path(cfg, "patroni.yml");
     log_info("files prepared", "data_dir", cfg->pgdata, "config", yaml_path, "as_root",
              as_root ? "true" : "false", "duration_ms", ms_since(buf, sizeof buf, start), NULL);
@@ -195,8 +243,7 @@ int pod_run(char *const *cmd, const char *agent_exe)
     char *input = NULL;
     size_t input_len = 0;
 
-    if ((as_root ? run_user_lookup(cfg.run_as_user, &user, &d)
-                 : run_user_current(&user, &d)) < 0) {
+    if (lookup_user(&cfg, as_root, &user, &d) < 0) {
         log_diag(&d);
         rc = EXIT_CONFIG;
         goto out;

@@ -266,3 +266,160 @@ def test_nonroot_arbitrary_uid(pid1, nonroot_pod):
     assert p.stdout.split() == [str(uid), "HOME=/", "USER=unset"]
     assert owner_mode(nonroot_pod["pgdata"]) == (uid, PG_GID, 0o700)
     assert owner_mode(nonroot_pod["run_dir"] / "patroni.yml") == (uid, PG_GID, 0o600)
+
+
+# --- exit 78 means nothing was changed: every check runs before the first change ---------
+
+def snapshot(root):
+    """Owner, mode, mtime and content (or link target) of everything below root."""
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [".", *dirnames, *filenames]:
+            path = os.path.normpath(os.path.join(dirpath, name))
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    body = f.read()
+            elif stat.S_ISLNK(st.st_mode):
+                body = os.readlink(path)
+            else:
+                body = None
+            state[path] = (st.st_uid, st.st_gid, st.st_mode, st.st_mtime_ns, body)
+    return state
+
+
+def foreign_data_dir(pgdata):
+    """An existing data directory of another user with mode 0755, as a restore leaves it."""
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("15\n")
+    os.chmod(pgdata / "PG_VERSION", 0o644)
+    os.chown(pgdata / "PG_VERSION", 12345, 12345)
+    os.chown(pgdata, 12345, 12345)
+    os.chmod(pgdata, 0o755)
+
+
+def run_and_check(pid1, env, wrapper=()):
+    """The start path and `check`, each must exit 78; returns both stderrs."""
+    started = pid1(run("true"), env=env, wrapper=wrapper)
+    assert started.wait() == 78, started.stderr
+    assert "child started" not in started.stderr
+    checked = pid1(["check"], env=env, wrapper=wrapper)
+    assert checked.wait() == 78, checked.stderr
+    assert checked.stdout == ""
+    return started.stderr, checked.stderr
+
+
+@pytest.mark.parametrize("mode", ["start", "check"])
+def test_run_dir_a_file_changes_no_data_dir(pid1, pod, mode):
+    foreign_data_dir(pod["pgdata"])
+    pod["run_dir"].write_text("not a directory\n")
+    before = snapshot(pod["dir"])
+    p = pid1(run("true") if mode == "start" else ["check"], env=pod["env"])
+    assert p.wait() == 78, p.stderr
+    assert f"RUN_DIR={pod['run_dir']}: exists but is not a directory" in p.stderr
+    assert snapshot(pod["dir"]) == before
+
+
+def test_run_dir_tls_a_file_changes_nothing(pid1, pod, certs):
+    foreign_data_dir(pod["pgdata"])
+    pod["run_dir"].mkdir()
+    (pod["run_dir"] / "tls").write_text("x")
+    env = dict(pod["env"], SSL_ENABLED="true", SSL_CERT_DIR=certs)
+    before = snapshot(pod["dir"])
+    for err in run_and_check(pid1, env):
+        assert f"{pod['run_dir']}/tls: exists but is not a directory" in err
+    assert snapshot(pod["dir"]) == before
+
+
+@pytest.mark.parametrize("body", ["cert+key", "key only"])
+def test_server_crt_holding_a_key_is_refused(pid1, pod, certs, body):
+    crt = (certs / "server.crt").read_text()
+    key = (certs / "server.key").read_text()
+    (certs / "server.crt").write_text(crt + key if body == "cert+key" else key)
+    env = dict(pod["env"], SSL_ENABLED="true", SSL_CERT_DIR=certs)
+    before = snapshot(pod["dir"])
+    for err in run_and_check(pid1, env):
+        assert f"{certs}/server.crt: holds a private key" in err
+        assert "PRIVATE KEY" in err and key.splitlines()[1] not in err
+    assert snapshot(pod["dir"]) == before
+    assert not pod["run_dir"].exists()
+
+
+@pytest.mark.parametrize("case", ["no such user", "root"])
+def test_check_looks_up_run_as_user(pid1, pod, case):
+    user = "no-such-user-x" if case == "no such user" else "root"
+    env = dict(pod["env"], RUN_AS_USER=user)
+    for err in run_and_check(pid1, env):
+        assert f"RUN_AS_USER={user}:" in err
+    assert not pod["pgdata"].parent.exists()
+
+
+@pytest.mark.parametrize("case", ["file", "symlink loop", "parent a file"])
+def test_unusable_pgdata(pid1, pod, case):
+    pgdata = pod["pgdata"]
+    pgdata.parent.mkdir()
+    if case == "file":
+        pgdata.write_text("x")
+    elif case == "symlink loop":
+        os.symlink(pgdata.name, pgdata)
+    else:
+        os.rmdir(pgdata.parent)
+        pgdata.parent.write_text("x")
+    before = snapshot(pod["dir"])
+    for err in run_and_check(pid1, pod["env"]):
+        assert f"PGDATA={pgdata}:" in err
+    assert snapshot(pod["dir"]) == before
+    assert not pod["run_dir"].exists()
+
+
+@pytest.fixture
+def certs(pod):
+    certs = pod["dir"] / "certs"
+    certs.mkdir()
+    sh = f"""set -e; cd {certs}
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj /CN=test-ca -keyout ca.key -out ca.crt 2>/dev/null
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj /CN=pid1test-0-0 -keyout server.key -out server.csr 2>/dev/null
+      printf 'subjectAltName=IP:127.0.77.1\\n' > san.ext
+      openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 365 \
+        -extfile san.ext -out server.crt 2>/dev/null
+      chmod 0644 server.key"""
+    subprocess.run(["sh", "-c", sh], check=True)
+    return certs
+
+
+def test_nonroot_run_dir_of_someone_else_changes_nothing(pid1, nonroot_pod):
+    run_dir = nonroot_pod["run_dir"]
+    run_dir.mkdir()
+    os.chmod(run_dir, 0o700)  # root's
+    before = snapshot(nonroot_pod["dir"])
+    for err in run_and_check(pid1, nonroot_pod["env"], wrapper=AS_POSTGRES):
+        assert f"RUN_DIR={run_dir}: the run directory is owned by uid 0" in err
+    assert snapshot(nonroot_pod["dir"]) == before
+    assert not nonroot_pod["pgdata"].parent.exists()
+
+
+def test_nonroot_data_dir_of_someone_else_in_check(pid1, nonroot_pod):
+    nonroot_pod["pgdata"].mkdir(parents=True)
+    before = snapshot(nonroot_pod["dir"])
+    for err in run_and_check(pid1, nonroot_pod["env"], wrapper=AS_POSTGRES):
+        assert f"PGDATA={nonroot_pod['pgdata']}: the data directory is owned by uid 0" in err
+    assert snapshot(nonroot_pod["dir"]) == before
+
+
+def with_socket_dir(sock, *wrapper):
+    """Bind sock over /run/postgresql in citus-init's own mount namespace (unshare made it)."""
+    return ["sh", "-c", 'mount --bind "$0" /run/postgresql && exec "$@"', str(sock), *wrapper]
+
+
+def test_nonroot_unwritable_socket_dir_changes_nothing(pid1, nonroot_pod):
+    sock = nonroot_pod["dir"] / "sock"
+    sock.mkdir()
+    os.chmod(sock, 0o755)  # root's, not writable by postgres
+    before = snapshot(nonroot_pod["dir"])
+    wrapper = with_socket_dir(sock, *AS_POSTGRES)
+    for err in run_and_check(pid1, nonroot_pod["env"], wrapper=wrapper):
+        assert "/var/run/postgresql: the socket directory is not writable by uid" in err
+    assert snapshot(nonroot_pod["dir"]) == before
+    assert not nonroot_pod["pgdata"].parent.exists()

@@ -11,6 +11,7 @@
 #include "log.h"
 
 enum dcs_type { DCS_KUBERNETES, DCS_ETCD3 };
+enum sync_mode { SYNC_OFF, SYNC_ON, SYNC_QUORUM };
 enum ssl_mode { SSL_MODE_PREFER, SSL_MODE_REQUIRE, SSL_MODE_VERIFY_CA, SSL_MODE_VERIFY_FULL };
 
 struct extension_spec {
@@ -54,7 +55,8 @@ struct config {
     struct kv_pair *k8s_labels;
     size_t k8s_label_count;
     int ttl, loop_wait, retry_timeout;
-    bool synchronous_mode;
+    enum sync_mode synchronous_mode; /* SYNCHRONOUS_MODE (auto resolved) */
+    bool failsafe_mode;              /* FAILSAFE_MODE: a primary survives a DCS outage */
 
     /* PostgreSQL */
     char *pgdata;

@@ -542,6 +542,32 @@ static bool is_host_port(const char *s)
     return strchr(host, ':') == NULL && (is_ip_address(host) || is_dns_name(host, false));
 }
 
+/* SYNCHRONOUS_MODE: auto (quorum with Citus, as Patroni itself chooses for a new Citus
+ * cluster; off without), quorum, or a boolean (on: Patroni's synchronous_mode true). */
+static void load_synchronous_mode(struct loader *ld, struct config *cfg)
+{
+    const char *v = raw(ld, "SYNCHRONOUS_MODE");
+    bool on = false;
+    if (!v || strcasecmp(v, "auto") == 0) {
+        cfg->synchronous_mode = cfg->citus_enabled ? SYNC_QUORUM : SYNC_OFF;
+    } else if (strcasecmp(v, "quorum") == 0) {
+        cfg->synchronous_mode = SYNC_QUORUM;
+    } else {
+        struct diag probe;
+        diag_init(&probe);
+        struct loader quiet = *ld;
+        quiet.d = &probe;
+        take_bool(&quiet, "SYNCHRONOUS_MODE", false, &on);
+        if (diag_error_count(&probe)) {
+            char b[SHOW_MAX];
+            diag_error(ld->d, "SYNCHRONOUS_MODE: \"%s\" is not a mode; expected auto, quorum, "
+                       "true or false", show(b, v));
+        }
+        diag_free(&probe);
+        cfg->synchronous_mode = on ? SYNC_ON : SYNC_OFF;
+    }
+}
+
 static void load_dcs(struct loader *ld, struct config *cfg)
 {
     char b[SHOW_MAX];
@@ -646,7 +672,8 @@ static void load_dcs(struct loader *ld, struct config *cfg)
         diag_error(ld->d, "DCS_LOOP_WAIT + 2*DCS_RETRY_TIMEOUT: %d + 2*%d = %lld is more than "
                    "DCS_TTL %d; expected loop_wait + 2*retry_timeout <= ttl",
                    cfg->loop_wait, cfg->retry_timeout, need, cfg->ttl);
-    take_bool(ld, "SYNCHRONOUS_MODE", false, &cfg->synchronous_mode);
+    load_synchronous_mode(ld, cfg);
+    take_bool(ld, "FAILSAFE_MODE", true, &cfg->failsafe_mode);
 }
 
 /* ---- the whole configuration ------------------------------------------------------------- */

@@ -243,7 +243,13 @@ static void emit_bootstrap(struct emitter *em, const struct config *cfg)
     kv_num(em, "loop_wait", cfg->loop_wait);
     kv_num(em, "retry_timeout", cfg->retry_timeout);
     kv_num(em, "maximum_lag_on_failover", 1048576);
-    kv_bool(em, "synchronous_mode", cfg->synchronous_mode);
+    if (cfg->synchronous_mode == SYNC_QUORUM)
+        kv_str(em, "synchronous_mode", "quorum");
+    else
+        kv_bool(em, "synchronous_mode", cfg->synchronous_mode == SYNC_ON);
+    /* A group whose only replica is down keeps taking writes (Patroni's non-strict mode). */
+    kv_bool(em, "synchronous_mode_strict", false);
+    kv_bool(em, "failsafe_mode", cfg->failsafe_mode);
     kv_map(em, "postgresql");
     kv_bool(em, "use_pg_rewind", true);
     kv_bool(em, "use_slots", true);

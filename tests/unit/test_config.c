@@ -108,7 +108,8 @@ static void defaults_and_derived_values(void **state)
     assert_int_equal(c->ttl, 20);
     assert_int_equal(c->loop_wait, 10);
     assert_int_equal(c->retry_timeout, 5);
-    assert_false(c->synchronous_mode);
+    assert_int_equal(c->synchronous_mode, SYNC_QUORUM); /* auto, with Citus */
+    assert_true(c->failsafe_mode);
     assert_string_equal(c->pgdata, "/home/postgres/pgdata/pgroot/data");
     assert_string_equal(c->pg_bin_dir, f->bindir);
     assert_int_equal(c->pg_port, 5432);
@@ -187,7 +188,7 @@ static void explicit_values(void **state)
     assert_string_equal(c->k8s_labels[0].value, "citus");
     assert_string_equal(c->k8s_labels[1].key, "cluster-name");
     assert_int_equal(c->ttl, 30);
-    assert_true(c->synchronous_mode);
+    assert_int_equal(c->synchronous_mode, SYNC_ON);
     assert_int_equal(c->pg_port, 5433);
     assert_int_equal(c->api_port, 8009);
     assert_true(c->ssl_enabled);
@@ -355,6 +356,23 @@ static void bad_boolean(void **state)
     set("SSL_ENABLED", "maybe");
     assert_only_error("SSL_ENABLED: \"maybe\" is not a boolean; expected true/false, 1/0, yes/no "
                       "or on/off");
+}
+
+static void synchronous_and_failsafe_modes(void **state)
+{
+    struct fixture *f = *state;
+    set("SYNCHRONOUS_MODE", "Quorum");
+    set("FAILSAFE_MODE", "false");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_int_equal(f->cfg.synchronous_mode, SYNC_QUORUM);
+    assert_false(f->cfg.failsafe_mode);
+    set("SYNCHRONOUS_MODE", "auto");
+    set("CITUS_ENABLED", "false");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_int_equal(f->cfg.synchronous_mode, SYNC_OFF); /* auto without Citus */
+    set("SYNCHRONOUS_MODE", "strict");
+    assert_only_error("SYNCHRONOUS_MODE: \"strict\" is not a mode; expected auto, quorum, true "
+                      "or false");
 }
 
 static void client_cert_without_ssl(void **state)
@@ -912,6 +930,7 @@ int main(void)
         T(port_out_of_range),
         T(unknown_ssl_mode),
         T(bad_boolean),
+        T(synchronous_and_failsafe_modes),
         T(client_cert_without_ssl),
         T(restapi_tls_needs_ssl),
         T(restapi_tls_can_be_turned_off),

@@ -172,7 +172,9 @@ static void etcd_without_tls(void **state)
     assert_plain(f, "bootstrap/dcs/loop_wait", "10");
     assert_plain(f, "bootstrap/dcs/retry_timeout", "5");
     assert_plain(f, "bootstrap/dcs/maximum_lag_on_failover", "1048576");
-    assert_plain(f, "bootstrap/dcs/synchronous_mode", "false");
+    assert_plain(f, "bootstrap/dcs/synchronous_mode", "quorum");
+    assert_plain(f, "bootstrap/dcs/synchronous_mode_strict", "false");
+    assert_plain(f, "bootstrap/dcs/failsafe_mode", "true");
     assert_plain(f, "bootstrap/dcs/postgresql/use_pg_rewind", "true");
     assert_plain(f, "bootstrap/dcs/postgresql/use_slots", "true");
     assert_str(f, "bootstrap/dcs/postgresql/parameters/wal_level", "logical");

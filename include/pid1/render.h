@@ -10,4 +10,9 @@
 /* Returns a malloc'd NUL-terminated document, or NULL on emitter failure. */
 char *render_patroni_yaml(const struct config *cfg, bool mask_secrets);
 
+/* Citus' node_conninfo (SSL_ENABLED with Citus only, else NULL): sslmode and the paths of the
+ * RUN_DIR/tls copies, each path single-quoted by libpq's rules (\\ and ' escaped), so any
+ * RUN_DIR reads back exactly. malloc'd. */
+char *render_node_conninfo(const struct config *cfg);
+
 #endif

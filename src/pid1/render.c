@@ -199,6 +199,51 @@ static char *fmt(const char *f, ...)
     return rc < 0 ? NULL : s;
 }
 
+/* A libpq connection-string value: in single quotes, with \\ and ' escaped by a backslash
+ * (libpq's conninfo parser reads \\x as x inside quotes, and a space ends an unquoted
+ * value). NULL when the allocation fails. */
+static char *conninfo_quote(const char *v)
+{
+    size_t n = 3;
+    for (const char *p = v; *p; p++)
+        n += (*p == '\\' || *p == '\'') ? 2 : 1;
+    char *out = malloc(n), *o = out;
+    if (!out)
+        return NULL;
+    *o++ = '\'';
+    for (const char *p = v; *p; p++) {
+        if (*p == '\\' || *p == '\'')
+            *o++ = '\\';
+        *o++ = *p;
+    }
+    *o++ = '\'';
+    *o = '\0';
+    return out;
+}
+
+char *render_node_conninfo(const struct config *cfg)
+{
+    if (!cfg->ssl_enabled || !cfg->citus_enabled)
+        return NULL;
+    char *paths[3] = {config_path(cfg, "tls/ca.crt"), config_path(cfg, "tls/server.crt"),
+                      config_path(cfg, "tls/server.key")};
+    char *q[3] = {NULL, NULL, NULL};
+    char *conninfo = NULL;
+    bool ok = true;
+    for (size_t i = 0; i < 3; i++)
+        ok = ok && (q[i] = conninfo_quote(paths[i])) != NULL;
+    if (ok && cfg->ssl_client_cert)
+        conninfo = fmt("sslmode=%s sslrootcert=%s sslcert=%s sslkey=%s",
+                       ssl_mode_name(cfg->ssl_mode), q[0], q[1], q[2]);
+    else if (ok)
+        conninfo = fmt("sslmode=%s sslrootcert=%s", ssl_mode_name(cfg->ssl_mode), q[0]);
+    for (size_t i = 0; i < 3; i++) {
+        free(paths[i]);
+        free(q[i]);
+    }
+    return conninfo;
+}
+
 static bool has_extension(const struct config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->extensions.count; i++)
@@ -310,21 +355,8 @@ static void emit_parameters(struct emitter *em, const struct config *cfg)
     if (has_extension(cfg, "pg_partman"))
         kv_str(em, "shared_preload_libraries", "pg_partman_bgw");
     if (cfg->ssl_enabled && cfg->citus_enabled) {
-        char *ca = config_path(cfg, "tls/ca.crt");
-        char *conninfo;
-        if (cfg->ssl_client_cert) {
-            char *crt = config_path(cfg, "tls/server.crt");
-            char *key = config_path(cfg, "tls/server.key");
-            conninfo = fmt("sslmode=%s sslrootcert=%s sslcert=%s sslkey=%s",
-                           ssl_mode_name(cfg->ssl_mode), ca, crt, key);
-            free(crt);
-            free(key);
-        } else {
-            conninfo = fmt("sslmode=%s sslrootcert=%s", ssl_mode_name(cfg->ssl_mode), ca);
-        }
-        free(ca);
         str(em, "citus.node_conninfo");
-        str_owned(em, conninfo);
+        str_owned(em, render_node_conninfo(cfg));
     }
     map_end(em);
 }

@@ -269,8 +269,8 @@ static void tls_citus_and_partman(void **state)
     assert_str(f, "postgresql/parameters/ssl_ca_file", "/run/ci/tls/ca.crt");
     assert_str(f, "postgresql/parameters/shared_preload_libraries", "pg_partman_bgw");
     assert_str(f, "postgresql/parameters/citus.node_conninfo",
-               "sslmode=verify-full sslrootcert=/run/ci/tls/ca.crt "
-               "sslcert=/run/ci/tls/server.crt sslkey=/run/ci/tls/server.key");
+               "sslmode=verify-full sslrootcert='/run/ci/tls/ca.crt' "
+               "sslcert='/run/ci/tls/server.crt' sslkey='/run/ci/tls/server.key'");
     assert_str(f, "postgresql/pgpass", "/run/ci/pgpass");
     assert_str(f, "restapi/certfile", "/run/ci/tls/server.crt");
     assert_str(f, "restapi/keyfile", "/run/ci/tls/server.key");
@@ -296,7 +296,7 @@ static void tls_without_client_cert(void **state)
     assert_str(f, "postgresql/authentication/replication/sslmode", "verify-ca");
     assert_null(node_at(&f->doc, "postgresql/authentication/replication/sslcert"));
     assert_str(f, "postgresql/parameters/citus.node_conninfo",
-               "sslmode=verify-ca sslrootcert=/run/citus-init/tls/ca.crt");
+               "sslmode=verify-ca sslrootcert='/run/citus-init/tls/ca.crt'");
     assert_int_equal(seq_len(f, "postgresql/pg_hba"), 5);
     assert_str(f, "postgresql/pg_hba/1", "hostssl replication replicator all scram-sha-256");
     assert_str(f, "postgresql/pg_hba/2", "hostssl all all all scram-sha-256");

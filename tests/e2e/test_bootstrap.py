@@ -17,8 +17,7 @@ from conftest import (CITUS, assert_one_leader_per_group_streaming, assert_pod_h
 def cluster(request):
     c = new_cluster(request, "e2eboot", "127.0.21", {0: 3, 1: 2, 2: 2})
     c.start()
-    c.wait_leaders(240)
-    c.wait_extensions(180)
+    c.wait_ready(240)
     c.wait_streaming(240)
     return c
 

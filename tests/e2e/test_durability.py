@@ -17,7 +17,7 @@ KILLS = 3
 def cluster(request):
     c = new_cluster(request, "e2edur", "127.0.23", {0: 2}, env={"SYNCHRONOUS_MODE": "true"})
     c.start()
-    c.wait_leaders(240)
+    c.wait_ready(240)
     c.wait_streaming(240)
     execute(c.writable_leader(0), "CREATE TABLE acked (id bigint PRIMARY KEY)")
     return c

@@ -14,8 +14,7 @@ from conftest import (assert_pod_hygiene, execute, gone_without_trace, needs_cit
 def cluster(request):
     c = new_cluster(request, "e2efail", "127.0.22", {0: 2, 1: 2})
     c.start()
-    c.wait_leaders(240)
-    c.wait_extensions(180)
+    c.wait_ready(240)
     c.wait_streaming(240)
     execute(c.writable_leader(0), "CREATE TABLE IF NOT EXISTS e2e_writes (id serial PRIMARY KEY,"
                                   " note text)")

@@ -23,8 +23,7 @@ TABLE = "e2e_writes"
 def cluster(request):
     c = new_cluster(request, NAME, "127.0.25", {0: 2, 1: 2}, citus=False)
     c.start()
-    c.wait_leaders(240)
-    c.wait_extensions(180)
+    c.wait_ready(240)
     c.wait_streaming(240)
     for g in c.groups:
         execute(c.writable_leader(g), f"CREATE TABLE IF NOT EXISTS {TABLE} "

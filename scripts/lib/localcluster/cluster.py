@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import paths, procs, tls
+from . import paths, procs, readiness, tls
 
 SUPERUSER_KEY = "superuser-password"
 REPLICATION_KEY = "replication-password"
@@ -626,12 +626,6 @@ class Cluster:
             cur.execute("SELECT pg_is_in_recovery()")
             return None if cur.fetchone()[0] else pod
 
-    def wait_leaders(self, timeout: float = 180) -> dict:
-        def all_leaders():
-            found = {g: self.writable_leader(g) for g in self.groups}
-            return found if all(found.values()) else None
-        return self.wait_for("a writable leader in every group", all_leaders, timeout)
-
     def extensions_present(self, pod: Pod) -> bool:
         with pod.connect() as conn, conn.cursor() as cur:
             return self.extensions_in(cur)
@@ -652,11 +646,60 @@ class Cluster:
         """Groups whose leader creates the extensions: the coordinator with Citus, else all."""
         return [0] if self.spec.citus_enabled() else self.groups
 
-    def wait_extensions(self, timeout: float = 120) -> None:
-        def present():
-            return all(self.extensions_present(self.writable_leader(g))
-                       for g in self.extension_owners())
-        self.wait_for(f"extensions {sorted(self.wanted_extensions())}", present, timeout)
+    # -- ready for clients (readiness.py) ---------------------------------------------------
+    def dcs_groups(self) -> dict:
+        """{group: {"leader": member name or None, "members": {name: data}}}: what Patroni
+        keeps in etcd, i.e. what `patronictl list` shows (one request)."""
+        keys = readiness.etcd_prefix(self.etcd.client_url, readiness.DCS_NAMESPACE + "/")
+        return readiness.dcs_groups(keys, self.spec.name, self.spec.citus_enabled())
+
+    def ready_problem(self) -> Optional[str]:
+        """None when the cluster is ready for clients (see readiness.py), else what is not."""
+        import psycopg2
+        try:
+            view = self.dcs_groups()
+        except (OSError, ValueError) as e:
+            return f"cannot read the DCS at {self.etcd.client_url}: {e}"
+        leaders = {}
+        for g in self.groups:
+            problem = readiness.leader_problem(g, view.get(g))
+            if problem:
+                return problem
+            leaders[g] = self.pods.get(view[g]["leader"])
+            if leaders[g] is None:
+                return f"group {g}: leader {view[g]['leader']!r} is no member of {self.spec.name}"
+        citus = self.spec.citus_enabled()
+        try:
+            for g in self.groups:
+                owner = g in self.extension_owners()
+                with leaders[g].connect(dbname=None if owner else "postgres",
+                                        connect_timeout=2) as conn, conn.cursor() as cur:
+                    cur.execute("SELECT pg_is_in_recovery()")
+                    if cur.fetchone()[0]:
+                        return f"group {g}: leader {leaders[g].name} is still in recovery"
+                    if owner and not self.extensions_in(cur):
+                        return (f"group {g}: extensions {sorted(self.wanted_extensions())} not "
+                                f"all created on {leaders[g].name} yet")
+            if citus:
+                expected = {g: readiness.registered_host(view[g]) for g in self.groups}
+                with leaders[0].connect(connect_timeout=2) as conn, conn.cursor() as cur:
+                    return (readiness.registration_problem(cur, expected)
+                            or (readiness.distributed_ddl_problem(cur, self.groups[1:])
+                                if len(self.groups) > 1 else None))
+        except psycopg2.Error as e:
+            return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        return None
+
+    def wait_ready(self, timeout: float = 300, interval: float = 0.25) -> None:
+        """Until ready_problem() is None; the error names what was still missing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            problem = self.ready_problem()
+            if problem is None:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{self.spec.name}: not ready after {timeout:.0f}s: {problem}")
+            time.sleep(interval)
 
     def streaming_replicas(self, pod: Pod) -> set:
         with pod.connect(dbname="postgres") as conn, conn.cursor() as cur:

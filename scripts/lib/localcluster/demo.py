@@ -115,8 +115,10 @@ def cmd_up(cluster: Cluster, why: str) -> int:
     say(f"starting etcd and {len(cluster.pods)} pods ({shape}); logs in {rel(cluster.dir / 'logs')}/")
     cluster.start()
     ok = True
-    steps = [("every group has a writable leader", lambda: cluster.wait_leaders(300)),
-             ("extensions exist", lambda: cluster.wait_extensions(180)),
+    ready = ("ready: every group's leader takes writes, extensions exist, pg_dist_node names "
+             "every group's leader, a distributed DDL commits" if cluster.spec.citus else
+             "ready: every group's leader takes writes, extensions exist")
+    steps = [(ready, lambda: cluster.wait_ready(300)),
              ("every replica is streaming", lambda: cluster.wait_streaming(300))]
     for what, wait in steps:
         try:

@@ -35,7 +35,9 @@ LISTEN_ADDRESS is set to the pod's loopback address when the container does not 
 loopback addresses and the names of selector-less Services (`<svc>`, `<svc>.<ns>`,
 `<svc>.<ns>.svc...`) to the loopback address of the first pod IP in their Endpoints (what
 kube-proxy + DNS would route to); each container gets a private /var/run/postgresql (the
-image's own file system). The image's ENTRYPOINT is citus-init (build/citus-init); Patroni
+image's own file system), owned by the uid it runs as when that is not root; a container
+running as a uid this host does not know (the image's postgres, 999) sees /etc/passwd and
+/etc/group with `postgres` as that uid, as in the image. NetworkPolicies are not enforced. The image's ENTRYPOINT is citus-init (build/citus-init); Patroni
 and psql come from the venv / Debian. A container killed by SIGKILL is reported with exit
 code 1, not 137 (util-linux 2.38 `unshare --fork` exits 1 then).
 """
@@ -546,16 +548,45 @@ class PodRunner:
         cmd += [expand(a, env) for a in c.get("args", [])]
         if cmd[0] == "citus-init":
             cmd[0] = str(paths.citus_init_binary())
-        sc = dict(self.pod["spec"].get("securityContext") or {})
-        sc.update({k: v for k, v in (c.get("securityContext") or {}).items()
-                   if k in ("runAsUser", "runAsGroup")})
-        uid = sc.get("runAsUser")
-        if uid not in (None, 0):
-            gid = sc.get("runAsGroup", uid)
-            groups = ",".join(str(g) for g in [gid, sc.get("fsGroup")] if g is not None)
+        run_as = self._run_as()
+        if run_as:
+            uid, gid = run_as
+            groups = ",".join(str(g) for g in [gid, self._fs_group()] if g is not None)
             cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={groups}",
                    "--", *cmd]
         return cmd
+
+    def _run_as(self):
+        """(uid, gid) the container runs as when that is not root (runAsUser/runAsGroup of
+        the container, else of the pod), else None."""
+        sc = dict(self.pod["spec"].get("securityContext") or {})
+        sc.update({k: v for k, v in (self.container.get("securityContext") or {}).items()
+                   if k in ("runAsUser", "runAsGroup")})
+        uid = sc.get("runAsUser")
+        if uid in (None, 0):
+            return None
+        return uid, sc.get("runAsGroup", uid)
+
+    def _image_users(self, uid, gid):
+        """/etc/passwd and /etc/group as the image has them for a container started as
+        uid:gid: the image's `postgres` user is that uid (Dockerfile.citus: 999), which this
+        host does not know (its postgres is another uid). Without an entry initdb cannot look
+        up its own user. Written into the pod directory; None when the host knows the uid."""
+        import pwd
+        try:
+            pwd.getpwuid(uid)
+            return None
+        except KeyError:
+            pass
+        passwd = [l for l in Path("/etc/passwd").read_text().splitlines()
+                  if l and not l.startswith("postgres:")]
+        passwd.append(f"postgres:x:{uid}:{gid}:PostgreSQL (the image's user):/home/postgres:/bin/sh")
+        group = [l for l in Path("/etc/group").read_text().splitlines()
+                 if l and not l.startswith("postgres:") and l.split(":")[2:3] != [str(gid)]]
+        group.append(f"postgres:x:{gid}:")
+        (self.dir / "passwd").write_text("\n".join(passwd) + "\n")
+        (self.dir / "group").write_text("\n".join(group) + "\n")
+        return self.dir / "passwd", self.dir / "group"
 
     # -- volumes -------------------------------------------------------------------------
     def _vol_dir(self, name):
@@ -696,10 +727,17 @@ class PodRunner:
             if vm.get("subPath"):
                 src = src / vm["subPath"]
             mounts.append(("bind", str(src), vm["mountPath"], "ro" if vm.get("readOnly") else ""))
-        # The image's own file system: private per container.
-        mounts.append(("tmpfs", "-", "/var/run/postgresql",
-                       "mode=2775,uid=postgres,gid=postgres,size=16m"))
+        # The image's own file system: private per container. The socket directory belongs to
+        # the image's postgres user: the host's postgres when the container starts as root
+        # (citus-init drops to it), else the uid the container runs as (the image's postgres).
+        run_as = self._run_as()
+        owner = "uid=%d,gid=%d" % run_as if run_as else "uid=postgres,gid=postgres"
+        mounts.append(("tmpfs", "-", "/var/run/postgresql", f"mode=2775,{owner},size=16m"))
         mounts.append(("bind", str(self.k.hosts_file), "/etc/hosts", "ro"))
+        users = self._image_users(*run_as) if run_as else None
+        if users:
+            mounts.append(("bind", str(users[0]), "/etc/passwd", "ro"))
+            mounts.append(("bind", str(users[1]), "/etc/group", "ro"))
         return mounts
 
 

@@ -3,7 +3,9 @@
 - every object of the production example passes the API server's own validation;
 - generated passwords survive `helm upgrade` (lookup), explicit ones win and then stay; an
   upgrade of a release whose secret lacks a key (restapi-password) adds it;
-- two releases with bypassApiService never clash on the cluster-scoped ClusterRole.
+- two releases with bypassApiService never clash on the cluster-scoped ClusterRole;
+- the API server's own PodSecurity admission agrees with tests/chart/pss.py: the defaults
+  meet `baseline`, runAsNonRoot meets `restricted`, the defaults do not.
 
 Runs when tests/chart/run found kube-apiserver and kube-controller-manager already built
 by the Kubernetes suite (ensure_kube; building them here would take far too long) and no
@@ -125,3 +127,43 @@ def test_two_releases_with_bypass_api_service(cluster):
     roles = cluster.api().get("/apis/rbac.authorization.k8s.io/v1/clusterroles")["items"]
     ours = sorted(r["metadata"]["name"] for r in roles if r["metadata"]["name"].endswith("-api-endpoints"))
     assert ours == ["a-citus-citusdemo-api-endpoints", "b-citus-citusdemo-api-endpoints"]
+
+
+def _pod_security_namespace(api, name, level):
+    api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "labels": {"pod-security.kubernetes.io/enforce": level,
+                                 "pod-security.kubernetes.io/warn": level}}})
+
+
+@pytest.mark.parametrize("level,sets,admitted", [
+    ("baseline", [], True),
+    ("restricted", ["securityContext.runAsNonRoot=true"], True),
+    ("restricted", [], False),
+], ids=["defaults in baseline", "runAsNonRoot in restricted", "defaults in restricted"])
+def test_pod_security_admission(cluster, level, sets, admitted):
+    """helm install into a namespace that enforces (and warns about) a Pod Security level:
+    the API server warns about the StatefulSets' pod templates exactly when they break it,
+    and the StatefulSet controller's pods are admitted exactly then."""
+    import time
+    api = cluster.api()
+    ns = "pss-%s-%s" % (level, "ok" if admitted else "no")
+    _pod_security_namespace(api, ns, level)
+    args = ["install", "pss", CHART, "-n", ns, "--set", "coordinator.replicas=1",
+            "--set-json", 'workers=[{"citusGroup": 1, "replicas": 1}]']
+    for s in sets:
+        args += ["--set", s]
+    res = helm(cluster, *args)
+    warned = "would violate PodSecurity" in res.stdout + res.stderr
+    assert warned == (not admitted), res.stdout + res.stderr
+    deadline = time.monotonic() + 60
+    while True:
+        pods = api.get("/api/v1/namespaces/%s/pods" % ns)["items"]
+        events = [e["message"] for e in api.get("/api/v1/namespaces/%s/events" % ns)["items"]
+                  if e.get("reason") == "FailedCreate"]
+        if admitted and len(pods) == 2 or not admitted and events or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if admitted:
+        assert len(pods) == 2, events
+    else:
+        assert pods == [] and any("violates PodSecurity" in m for m in events), (pods, events)

@@ -105,7 +105,10 @@ struct config {
 /* Look-up function for variables, so tests can feed an environment without setenv.
  * Returns NULL when the variable is unset. */
 typedef const char *(*env_lookup_fn)(const char *name, void *ctx);
-const char *env_lookup_process(const char *name, void *ctx); /* getenv */
+/* The process environment: ctx is NULL for environ, else a NULL-terminated NAME=value array
+ * (such as a main's envp). Returns the first entry's value. Given this look-up, config_load
+ * also reports every variable it reads that is present more than once (an error naming it). */
+const char *env_lookup_process(const char *name, void *ctx);
 
 /* Read everything, validate everything, append every problem to d.
  * Returns 0 when it added no error to d; cfg is then fully filled (else partially, still
@@ -118,8 +121,13 @@ int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn e
 int config_load_agent(struct config *cfg, env_lookup_fn env, void *env_ctx, struct diag *d);
 void config_free(struct config *cfg);
 
+/* At most this many extensions in EXTENSIONS and EXTENSIONS_FILE together. */
+#define EXTENSIONS_MAX_COUNT 10000
+
 /* Parse an extension list text (EXTENSIONS syntax) and append to list; problems go to d
- * naming `origin` (the variable or file). Used at start and when EXTENSIONS_FILE changes. */
+ * naming `origin` (the variable or file). Used at start and when EXTENSIONS_FILE changes.
+ * Linear in the text (duplicates are found with a hash set); past EXTENSIONS_MAX_COUNT names
+ * in the list it stops with an error naming origin and the limit. */
 int extension_list_parse(struct extension_list *list, const char *text, const char *origin,
                          struct diag *d);
 /* Read an EXTENSIONS_FILE (at most 1 MiB of text) and parse it as above, problems naming the

@@ -15,23 +15,67 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SECRET_MAX_BYTES 4096
 #define EXTENSIONS_FILE_MAX_BYTES (1024 * 1024)
 #define PG_LIB_ROOT "/usr/lib/postgresql"
 
+extern char **environ;
+
 struct loader {
     env_lookup_fn env;
     void *ctx;
     struct diag *d;
     bool secrets_from_env; /* the agent: passwords only from env (PID 1 hands them over) */
+    bool pg_port_ok;       /* PG_PORT was valid (or unset): PATRONI_API_PORT is compared */
+    char **twice;          /* names already reported as present twice (env_lookup_process) */
+    size_t twice_count;
 };
+
+static char *const *process_env(void *ctx)
+{
+    return ctx ? (char *const *)ctx : environ;
+}
+
+static bool env_entry_is(const char *entry, const char *name, size_t len)
+{
+    return strncmp(entry, name, len) == 0 && entry[len] == '=';
+}
 
 const char *env_lookup_process(const char *name, void *ctx)
 {
-    (void)ctx;
-    return getenv(name);
+    size_t len = strlen(name);
+    for (char *const *e = process_env(ctx); e && *e; e++)
+        if (env_entry_is(*e, name, len))
+            return *e + len + 1;
+    return NULL;
+}
+
+/* With the process environment (a list, where a name can be present twice): a variable we
+ * read that is there more than once is an error naming it, reported once, never its values
+ * (a password may be among them). Which copy a reader takes differs (getenv, Patroni, a
+ * shell), so none is taken silently. */
+static void check_present_once(struct loader *ld, const char *name)
+{
+    if (ld->env != env_lookup_process)
+        return;
+    size_t len = strlen(name), n = 0;
+    for (char *const *e = process_env(ld->ctx); e && *e; e++)
+        n += env_entry_is(*e, name, len);
+    if (n < 2)
+        return;
+    for (size_t i = 0; i < ld->twice_count; i++)
+        if (strcmp(ld->twice[i], name) == 0)
+            return;
+    char **list = realloc(ld->twice, (ld->twice_count + 1) * sizeof *list);
+    if (!list)
+        abort();
+    ld->twice = list;
+    ld->twice[ld->twice_count++] = xstrdup(name);
+    diag_error(ld->d, "%s: present %zu times in the environment; expected each variable once "
+               "(which copy a program reads differs)", name, n);
 }
 
 /* A found value as it appears in a message: escaped, and cut after about 80 bytes. */
@@ -161,6 +205,7 @@ static bool is_user_name(const char *s)
 /* The variable's value; unset and empty are the same (Kubernetes renders empty values). */
 static const char *raw(struct loader *ld, const char *name)
 {
+    check_present_once(ld, name);
     const char *v = ld->env(name, ld->ctx);
     return (v && *v) ? v : NULL;
 }
@@ -187,73 +232,95 @@ static char *take_required(struct loader *ld, const char *name, const char *expe
     return take_str(ld, name, NULL);
 }
 
+/* An absolute path without control characters (a newline would end a postgresql.conf value
+ * and a pg_hba line). A rejected path is NULL after the message. */
 static char *take_path(struct loader *ld, const char *name, const char *def)
 {
     char *v = take_str(ld, name, def);
+    char b[SHOW_MAX];
     if (v && v[0] != '/') {
-        char b[SHOW_MAX];
         diag_error(ld->d, "%s: \"%s\" is not an absolute path; expected a path starting with /",
                    name, show(b, v));
+        free(v);
+        return NULL;
+    }
+    for (const unsigned char *p = (const unsigned char *)v; p && *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            diag_error(ld->d, "%s: \"%s\" holds a control character; expected a path of "
+                       "printable characters", name, show(b, v));
+            free(v);
+            return NULL;
+        }
     }
     return v;
 }
 
-static void take_int(struct loader *ld, const char *name, int def, int min, int max, int *out)
+/* Integers are plain decimal numbers: digits without '+', without leading zeros (but "0"),
+ * '-' only before a non-zero number (out of range where negatives are not allowed). Returns
+ * false after reporting a problem (out keeps def): derived checks then stay quiet. */
+static bool take_int(struct loader *ld, const char *name, int def, int min, int max, int *out)
 {
     *out = def;
     const char *v = raw(ld, name);
     if (!v)
-        return;
+        return true;
     char expected[96], b[SHOW_MAX];
     if (max == INT_MAX)
         snprintf(expected, sizeof(expected), "an integer >= %d", min);
     else
         snprintf(expected, sizeof(expected), "an integer from %d to %d", min, max);
 
-    const char *p = v;
-    if (*p == '-' || *p == '+')
-        p++;
+    const char *p = v + (*v == '-' || *v == '+');
     bool digits = *p != '\0';
     for (const char *q = p; *q; q++)
         if (*q < '0' || *q > '9')
             digits = false;
     if (!digits) {
         diag_error(ld->d, "%s: \"%s\" is not a number; expected %s", name, show(b, v), expected);
-        return;
+        return false;
+    }
+    if (*v == '+' || (p[0] == '0' && (p[1] != '\0' || *v == '-'))) {
+        diag_error(ld->d, "%s: \"%s\" is not a plain decimal number (no '+', no leading zeros); "
+                   "expected %s", name, show(b, v), expected);
+        return false;
     }
     errno = 0;
     long long n = strtoll(v, NULL, 10);
     if (errno == ERANGE || n < min || n > max) {
         diag_error(ld->d, "%s: \"%s\" is out of range; expected %s", name, show(b, v), expected);
-        return;
+        return false;
     }
     *out = (int)n;
+    return true;
 }
 
-static void take_bool(struct loader *ld, const char *name, bool def, bool *out)
+/* Booleans, like every enumerated value, are case-insensitive ASCII. false after reporting. */
+static bool take_bool(struct loader *ld, const char *name, bool def, bool *out)
 {
     *out = def;
     const char *v = raw(ld, name);
     if (!v)
-        return;
+        return true;
     static const char *const yes[] = {"true", "1", "yes", "on"};
     static const char *const no[] = {"false", "0", "no", "off"};
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, yes[i]) == 0) {
             *out = true;
-            return;
+            return true;
         }
         if (strcasecmp(v, no[i]) == 0) {
             *out = false;
-            return;
+            return true;
         }
     }
     char b[SHOW_MAX];
     diag_error(ld->d, "%s: \"%s\" is not a boolean; expected true/false, 1/0, yes/no or on/off",
                name, show(b, v));
+    return false;
 }
 
-static void check_identifier(struct loader *ld, const char *name, const char *value)
+/* false after reporting a problem (also for NULL: a value already reported). */
+static bool check_identifier(struct loader *ld, const char *name, const char *value)
 {
     if (value && !extension_name_valid(value)) {
         char b[SHOW_MAX];
@@ -261,7 +328,9 @@ static void check_identifier(struct loader *ld, const char *name, const char *va
                    "%s: \"%s\" is not a valid identifier; expected lowercase letters, digits, "
                    "'_' and '$', starting with a letter or '_', at most 63 bytes",
                    name, show(b, value));
+        return false;
     }
+    return value != NULL;
 }
 
 /* ---- secrets ----------------------------------------------------------------------------- */
@@ -304,7 +373,16 @@ static char *take_secret(struct loader *ld, const char *secrets_dir, const char 
 
     char *text = NULL;
     size_t len = 0;
-    int err = input_read_file(path, SECRET_MAX_BYTES, &text, &len);
+    /* Only a file that is not there at all lets the variable in: a dangling symlink, a
+     * directory or an unreadable file is a broken mount, never masked by the fallback. */
+    struct stat st;
+    int err = lstat(path, &st) < 0 ? errno : input_read_file(path, SECRET_MAX_BYTES, &text, &len);
+    if (err == ENOENT && lstat(path, &st) == 0) {
+        diag_error(ld->d, "%s: is a symbolic link to nothing; expected a file with the %s (%s "
+                   "is used only when no such file exists)", path, what, env_var);
+        free(path);
+        return NULL;
+    }
     if (err == ENOENT) {
         const char *v = raw(ld, env_var);
         if (!v) {
@@ -328,6 +406,8 @@ static char *take_secret(struct loader *ld, const char *secrets_dir, const char 
         diag_error(ld->d, "%s: cannot be read (%s); expected a readable file with the %s", path,
                    strerror(err), what);
     } else {
+        /* One line end at the very end goes ("\n" or "\r\n"), nothing else: other
+         * whitespace, a lone "\r" and further newlines are part of the password. */
         if (len > 0 && text[len - 1] == '\n') {
             text[--len] = '\0';
             if (len > 0 && text[len - 1] == '\r')
@@ -368,9 +448,57 @@ static bool same_schema(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* One entry `name[:schema]`; `where` is the origin, with the line when the text has several. */
-static int extension_entry(struct extension_list *list, const char *entry, const char *where,
-                           struct diag *d)
+/* The names of a list being parsed, for linear duplicate checks: open addressing, each slot
+ * an index into list->items plus one (0: empty), at most half full. */
+struct name_set {
+    size_t *slots;
+    size_t mask;
+    size_t cap_items; /* list->items has room for this many (grown geometrically) */
+};
+
+static size_t hash_name(const char *s)
+{
+    size_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot holding name, or the empty slot where it belongs. */
+static size_t *name_set_slot(const struct name_set *set, const struct extension_list *list,
+                             const char *name)
+{
+    for (size_t i = hash_name(name) & set->mask;; i = (i + 1) & set->mask) {
+        size_t *slot = &set->slots[i];
+        if (*slot == 0 || strcmp(list->items[*slot - 1].name, name) == 0)
+            return slot;
+    }
+}
+
+/* Room for the list's entries and up to `more` new ones (never more than the limit). */
+static void name_set_init(struct name_set *set, const struct extension_list *list, size_t more)
+{
+    if (more > EXTENSIONS_MAX_COUNT)
+        more = EXTENSIONS_MAX_COUNT;
+    size_t cap = 16;
+    while (cap < 2 * (list->count + more + 1))
+        cap *= 2;
+    set->slots = calloc(cap, sizeof *set->slots);
+    if (!set->slots)
+        abort();
+    set->mask = cap - 1;
+    set->cap_items = list->count;
+    for (size_t i = 0; i < list->count; i++) {
+        size_t *slot = name_set_slot(set, list, list->items[i].name);
+        if (*slot == 0)
+            *slot = i + 1;
+    }
+}
+
+/* One entry `name[:schema]`; `where` is the origin, with the line when the text has several.
+ * Returns 0, -1 for a bad entry, -2 when the list is full (reported once by the caller). */
+static int extension_entry(struct extension_list *list, struct name_set *set, const char *entry,
+                           const char *where, struct diag *d)
 {
     char b[SHOW_MAX];
     char *name = xstrdup(entry);
@@ -384,10 +512,9 @@ static int extension_entry(struct extension_list *list, const char *entry, const
         free(name);
         return -1;
     }
-    for (size_t i = 0; i < list->count; i++) {
-        struct extension_spec *e = &list->items[i];
-        if (strcmp(e->name, name) != 0)
-            continue;
+    size_t *slot = name_set_slot(set, list, name);
+    if (*slot) {
+        struct extension_spec *e = &list->items[*slot - 1];
         int rc = 0;
         if (!same_schema(e->schema, schema)) {
             diag_error(d, "%s: \"%s\" names extension %s again with %s schema; expected each "
@@ -399,13 +526,21 @@ static int extension_entry(struct extension_list *list, const char *entry, const
         free(name);
         return rc;
     }
-    struct extension_spec *items = realloc(list->items, (list->count + 1) * sizeof(*items));
-    if (!items)
-        abort();
-    list->items = items;
-    items[list->count].schema = schema ? xstrdup(schema) : NULL;
-    items[list->count].name = name;
+    if (list->count >= EXTENSIONS_MAX_COUNT) {
+        free(name);
+        return -2;
+    }
+    if (list->count == set->cap_items) {
+        set->cap_items = set->cap_items ? set->cap_items * 2 : 16;
+        struct extension_spec *items = realloc(list->items, set->cap_items * sizeof(*items));
+        if (!items)
+            abort();
+        list->items = items;
+    }
+    list->items[list->count].schema = schema ? xstrdup(schema) : NULL;
+    list->items[list->count].name = name;
     list->count++;
+    *slot = list->count;
     return 0;
 }
 
@@ -414,24 +549,40 @@ int extension_list_parse(struct extension_list *list, const char *text, const ch
 {
     if (!text)
         return 0;
-    bool multiline = strchr(text, '\n') != NULL;
+    size_t text_len = strlen(text);
+    const char *end = text + text_len;
+    bool multiline = memchr(text, '\n', text_len) != NULL;
+    struct name_set set;
+    name_set_init(&set, list, text_len / 2 + 1); /* entries are at least 2 bytes apart */
     int errors = 0;
     unsigned line = 1;
     const char *p = text;
-    while (*p) {
-        const char *eol = strchr(p, '\n');
-        size_t line_len = eol ? (size_t)(eol - p) : strlen(p);
+    bool full = false;
+    while (p < end && !full) {
+        /* memchr with the length left: no per-line scan to the end of the text */
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t line_len = eol ? (size_t)(eol - p) : (size_t)(end - p);
         const char *hash = memchr(p, '#', line_len);
         size_t content_len = hash ? (size_t)(hash - p) : line_len;
-        char *content = strndup(p, content_len);
+        char *content = malloc(content_len + 1); /* not strndup: it may scan past the line */
         if (!content)
             abort();
+        memcpy(content, p, content_len);
+        content[content_len] = '\0';
         char *where = multiline ? xasprintf("%s line %u", origin, line) : xstrdup(origin);
         char *save = NULL;
-        for (char *tok = strtok_r(content, " ,\t\r\v\f", &save); tok;
-             tok = strtok_r(NULL, " ,\t\r\v\f", &save))
-            if (extension_entry(list, tok, where, d) < 0)
+        for (char *tok = strtok_r(content, " ,\t\r\v\f", &save); tok && !full;
+             tok = strtok_r(NULL, " ,\t\r\v\f", &save)) {
+            int rc = extension_entry(list, &set, tok, where, d);
+            if (rc == -2) {
+                diag_error(d, "%s: more than %d extensions (EXTENSIONS and EXTENSIONS_FILE "
+                           "together); expected at most %d", where, EXTENSIONS_MAX_COUNT,
+                           EXTENSIONS_MAX_COUNT);
+                full = true;
+            }
+            if (rc < 0)
                 errors++;
+        }
         free(where);
         free(content);
         if (!eol)
@@ -439,6 +590,7 @@ int extension_list_parse(struct extension_list *list, const char *text, const ch
         p = eol + 1;
         line++;
     }
+    free(set.slots);
     return errors ? -1 : 0;
 }
 
@@ -467,6 +619,13 @@ int extension_list_load_file(struct extension_list *list, const char *path, stru
 
 /* ---- derived values ---------------------------------------------------------------------- */
 
+/* path is a regular file we may execute (a directory passes access(X_OK)). */
+static bool is_executable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
 /* Newest /usr/lib/postgresql/<major>/bin that holds an executable postgres. */
 static char *detect_pg_bin_dir(void)
 {
@@ -483,7 +642,7 @@ static char *detect_pg_bin_dir(void)
             continue;
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/%s/bin/postgres", PG_LIB_ROOT, de->d_name);
-        if (access(path, X_OK) == 0)
+        if (is_executable_file(path))
             best = major;
     }
     closedir(dir);
@@ -495,17 +654,16 @@ static void load_pg_bin_dir(struct loader *ld, struct config *cfg)
     char b[SHOW_MAX];
     cfg->pg_bin_dir = take_path(ld, "PG_BIN_DIR", NULL);
     if (cfg->pg_bin_dir) {
-        if (cfg->pg_bin_dir[0] != '/')
-            return;
         char *postgres = xasprintf("%s/postgres", cfg->pg_bin_dir);
-        if (access(postgres, X_OK) != 0)
-            diag_error(ld->d, "PG_BIN_DIR: \"%s\" has no executable postgres; expected the "
-                       "directory with postgres and pg_ctl", show(b, cfg->pg_bin_dir));
+        if (!is_executable_file(postgres))
+            diag_error(ld->d, "PG_BIN_DIR: \"%s\" has no executable postgres (a regular file); "
+                       "expected the directory with postgres and pg_ctl",
+                       show(b, cfg->pg_bin_dir));
         free(postgres);
         return;
     }
     if (raw(ld, "PG_BIN_DIR"))
-        return; /* invalid UTF-8, already reported */
+        return; /* not a usable path, already reported */
     cfg->pg_bin_dir = detect_pg_bin_dir();
     if (!cfg->pg_bin_dir)
         diag_error(ld->d, "PG_BIN_DIR: not set and no %s/*/bin/postgres was found; expected "
@@ -516,8 +674,8 @@ static void load_pg_bin_dir(struct loader *ld, struct config *cfg)
 static bool is_host_port(const char *s)
 {
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
-        return false;
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5 || colon[1] == '0')
+        return false; /* a port is a plain decimal number: no leading zeros */
     int port = 0;
     for (const char *p = colon + 1; *p; p++) {
         if (*p < '0' || *p > '9')
@@ -583,9 +741,9 @@ static void load_dcs(struct loader *ld, struct config *cfg)
                        "ETCD_HOSTS is set; expected kubernetes or etcd3");
             known = false;
         }
-    } else if (strcmp(type, "kubernetes") == 0) {
+    } else if (strcasecmp(type, "kubernetes") == 0) {
         cfg->dcs = DCS_KUBERNETES;
-    } else if (strcmp(type, "etcd3") == 0) {
+    } else if (strcasecmp(type, "etcd3") == 0) {
         cfg->dcs = DCS_ETCD3;
     } else {
         diag_error(ld->d, "DCS_TYPE: \"%s\" is not a known DCS; expected kubernetes or etcd3",
@@ -621,7 +779,10 @@ static void load_dcs(struct loader *ld, struct config *cfg)
     }
 
     if (known && cfg->dcs == DCS_KUBERNETES) {
-        char *def = cfg->cluster_name ? xasprintf("cluster-name=%s", cfg->cluster_name) : NULL;
+        /* the default derives from CLUSTER_NAME: none when that was invalid (reported once) */
+        char *def = cfg->cluster_name && is_dns_label(cfg->cluster_name)
+                        ? xasprintf("cluster-name=%s", cfg->cluster_name)
+                        : NULL;
         char *labels = take_str(ld, "KUBERNETES_LABELS", def);
         free(def);
         if (labels) {
@@ -664,11 +825,11 @@ static void load_dcs(struct loader *ld, struct config *cfg)
         }
     }
 
-    take_int(ld, "DCS_TTL", 20, 20, INT_MAX, &cfg->ttl);
-    take_int(ld, "DCS_LOOP_WAIT", 10, 1, INT_MAX, &cfg->loop_wait);
-    take_int(ld, "DCS_RETRY_TIMEOUT", 5, 3, INT_MAX, &cfg->retry_timeout);
+    bool timing_ok = take_int(ld, "DCS_TTL", 20, 20, INT_MAX, &cfg->ttl);
+    timing_ok &= take_int(ld, "DCS_LOOP_WAIT", 10, 1, INT_MAX, &cfg->loop_wait);
+    timing_ok &= take_int(ld, "DCS_RETRY_TIMEOUT", 5, 3, INT_MAX, &cfg->retry_timeout);
     long long need = (long long)cfg->loop_wait + 2LL * cfg->retry_timeout;
-    if (need > cfg->ttl)
+    if (timing_ok && need > cfg->ttl)
         diag_error(ld->d, "DCS_LOOP_WAIT + 2*DCS_RETRY_TIMEOUT: %d + 2*%d = %lld is more than "
                    "DCS_TTL %d; expected loop_wait + 2*retry_timeout <= ttl",
                    cfg->loop_wait, cfg->retry_timeout, need, cfg->ttl);
@@ -724,7 +885,7 @@ static void load_identity(struct loader *ld, struct config *cfg)
                            "local cluster)", refused[i]);
     }
 
-    if (cfg->cluster_name)
+    if (cfg->cluster_name && is_dns_label(cfg->cluster_name))
         cfg->scope = cfg->citus_enabled ? xstrdup(cfg->cluster_name)
                                         : xasprintf("%s-%d", cfg->cluster_name, cfg->citus_group);
 }
@@ -738,8 +899,8 @@ static void load_postgres(struct loader *ld, struct config *cfg)
     if (cfg->listen_address && !is_ip_address(cfg->listen_address))
         diag_error(ld->d, "LISTEN_ADDRESS: \"%s\" is not an IP address; expected an IPv4 or "
                    "IPv6 address such as 0.0.0.0", show(b, cfg->listen_address));
-    take_int(ld, "PATRONI_API_PORT", 8008, 1, 65535, &cfg->api_port);
-    if (cfg->api_port == cfg->pg_port)
+    bool api_port_ok = take_int(ld, "PATRONI_API_PORT", 8008, 1, 65535, &cfg->api_port);
+    if (api_port_ok && ld->pg_port_ok && cfg->api_port == cfg->pg_port)
         diag_error(ld->d, "PATRONI_API_PORT: %d is also PG_PORT; expected two different ports",
                    cfg->api_port);
     cfg->run_as_user = take_str(ld, "RUN_AS_USER", "postgres");
@@ -786,7 +947,8 @@ static void load_extensions(struct loader *ld, struct config *cfg)
 static void load_tls(struct loader *ld, struct config *cfg)
 {
     char b[SHOW_MAX];
-    take_bool(ld, "SSL_ENABLED", false, &cfg->ssl_enabled);
+    /* the rules below derive from SSL_ENABLED: quiet when it was invalid (reported once) */
+    bool ssl_ok = take_bool(ld, "SSL_ENABLED", false, &cfg->ssl_enabled);
     cfg->ssl_mode = SSL_MODE_VERIFY_CA;
     const char *mode = raw(ld, "SSL_MODE");
     if (mode) {
@@ -794,7 +956,7 @@ static void load_tls(struct loader *ld, struct config *cfg)
                                               SSL_MODE_VERIFY_CA, SSL_MODE_VERIFY_FULL};
         bool found = false;
         for (size_t i = 0; i < 4; i++) {
-            if (strcmp(mode, ssl_mode_name(modes[i])) == 0) {
+            if (strcasecmp(mode, ssl_mode_name(modes[i])) == 0) {
                 cfg->ssl_mode = modes[i];
                 found = true;
             }
@@ -805,13 +967,27 @@ static void load_tls(struct loader *ld, struct config *cfg)
     }
     cfg->ssl_cert_dir = take_path(ld, "SSL_CERT_DIR", "/etc/ssl/certs/postgresql");
     take_bool(ld, "SSL_CLIENT_CERT", false, &cfg->ssl_client_cert);
-    if (cfg->ssl_client_cert && !cfg->ssl_enabled)
+    if (ssl_ok && cfg->ssl_client_cert && !cfg->ssl_enabled)
         diag_error(ld->d, "SSL_CLIENT_CERT: true while SSL_ENABLED is false; expected "
                    "SSL_ENABLED=true to require client certificates");
     take_bool(ld, "RESTAPI_TLS", cfg->ssl_enabled, &cfg->restapi_tls);
-    if (cfg->restapi_tls && !cfg->ssl_enabled)
+    if (ssl_ok && cfg->restapi_tls && !cfg->ssl_enabled)
         diag_error(ld->d, "RESTAPI_TLS: true while SSL_ENABLED is false; expected "
                    "SSL_ENABLED=true (the REST API serves the member's PostgreSQL certificate)");
+}
+
+/* Enumerated values are case-insensitive ASCII: log.c's parsers get the lowercase form. */
+static int log_parse_format_cb(const char *s, void *out) { return log_parse_format(s, out); }
+static int log_parse_level_cb(const char *s, void *out) { return log_parse_level(s, out); }
+static int parse_lowercase(const char *v, int (*parse)(const char *, void *), void *out)
+{
+    char buf[16];
+    size_t n = strlen(v);
+    if (n >= sizeof buf)
+        return -1;
+    for (size_t i = 0; i <= n; i++)
+        buf[i] = (v[i] >= 'A' && v[i] <= 'Z') ? (char)(v[i] - 'A' + 'a') : v[i];
+    return parse(buf, out);
 }
 
 static void load_logging(struct loader *ld, struct config *cfg)
@@ -819,12 +995,12 @@ static void load_logging(struct loader *ld, struct config *cfg)
     char b[SHOW_MAX];
     const char *v = raw(ld, "LOG_FORMAT");
     cfg->log_format = LOG_FORMAT_LOGFMT;
-    if (v && log_parse_format(v, &cfg->log_format) < 0)
+    if (v && parse_lowercase(v, log_parse_format_cb, &cfg->log_format) < 0)
         diag_error(ld->d, "LOG_FORMAT: \"%s\" is not a known format; expected logfmt or json",
                    show(b, v));
     v = raw(ld, "LOG_LEVEL");
     cfg->log_level = LOG_INFO;
-    if (v && log_parse_level(v, &cfg->log_level) < 0)
+    if (v && parse_lowercase(v, log_parse_level_cb, &cfg->log_level) < 0)
         diag_error(ld->d, "LOG_LEVEL: \"%s\" is not a known level; expected one of debug, info, "
                    "warn, error", show(b, v));
 }
@@ -834,12 +1010,13 @@ static int load_all(struct config *cfg, enum config_purpose purpose, struct load
 int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn env, void *env_ctx,
                 struct diag *d)
 {
-    return load_all(cfg, purpose, (struct loader){env, env_ctx, d, false});
+    return load_all(cfg, purpose, (struct loader){.env = env, .ctx = env_ctx, .d = d});
 }
 
 int config_load_agent(struct config *cfg, env_lookup_fn env, void *env_ctx, struct diag *d)
 {
-    return load_all(cfg, CONFIG_POD, (struct loader){env, env_ctx, d, true});
+    return load_all(cfg, CONFIG_POD,
+                    (struct loader){.env = env, .ctx = env_ctx, .d = d, .secrets_from_env = true});
 }
 
 static int load_all(struct config *cfg, enum config_purpose purpose, struct loader ld)
@@ -855,7 +1032,7 @@ static int load_all(struct config *cfg, enum config_purpose purpose, struct load
         load_identity(&ld, cfg);
     cfg->citus_database = take_str(&ld, "CITUS_DATABASE", "citus");
     check_identifier(&ld, "CITUS_DATABASE", cfg->citus_database);
-    take_int(&ld, "PG_PORT", 5432, 1, 65535, &cfg->pg_port);
+    ld.pg_port_ok = take_int(&ld, "PG_PORT", 5432, 1, 65535, &cfg->pg_port);
 
     if (purpose == CONFIG_POD) {
         load_dcs(&ld, cfg);
@@ -876,14 +1053,15 @@ static int load_all(struct config *cfg, enum config_purpose purpose, struct load
         secrets_dir = NULL;
     }
     cfg->superuser_username = take_str(&ld, "SUPERUSER_USERNAME", "postgres");
-    check_identifier(&ld, "SUPERUSER_USERNAME", cfg->superuser_username);
+    bool superuser_ok = check_identifier(&ld, "SUPERUSER_USERNAME", cfg->superuser_username);
     cfg->superuser_password = take_secret(&ld, secrets_dir, "SUPERUSER_PASSWORD_KEY",
                                           "superuser-password", "SUPERUSER_PASSWORD",
                                           "superuser password");
     if (purpose == CONFIG_POD) {
         cfg->replication_username = take_str(&ld, "REPLICATION_USERNAME", "replicator");
-        check_identifier(&ld, "REPLICATION_USERNAME", cfg->replication_username);
-        if (cfg->replication_username && cfg->superuser_username &&
+        bool replication_ok = check_identifier(&ld, "REPLICATION_USERNAME",
+                                               cfg->replication_username);
+        if (replication_ok && superuser_ok &&
             strcmp(cfg->replication_username, cfg->superuser_username) == 0)
             diag_error(d, "REPLICATION_USERNAME: \"%s\" is also SUPERUSER_USERNAME; expected a "
                        "separate replication user", show(b, cfg->replication_username));
@@ -898,13 +1076,17 @@ static int load_all(struct config *cfg, enum config_purpose purpose, struct load
     load_extensions(&ld, cfg);
 
     if (purpose == CONFIG_POD) {
-        take_int(&ld, "SHUTDOWN_DEADLINE", 25, 1, INT_MAX, &cfg->shutdown_deadline);
-        take_int(&ld, "TERMINATION_GRACE_PERIOD", 30, 2, INT_MAX, &cfg->termination_grace_period);
-        if (cfg->shutdown_deadline >= cfg->termination_grace_period)
+        bool ok = take_int(&ld, "SHUTDOWN_DEADLINE", 25, 1, INT_MAX, &cfg->shutdown_deadline);
+        ok &= take_int(&ld, "TERMINATION_GRACE_PERIOD", 30, 2, INT_MAX,
+                       &cfg->termination_grace_period);
+        if (ok && cfg->shutdown_deadline >= cfg->termination_grace_period)
             diag_error(d, "SHUTDOWN_DEADLINE: %d is not below TERMINATION_GRACE_PERIOD %d; "
                        "expected a deadline shorter than the grace period",
                        cfg->shutdown_deadline, cfg->termination_grace_period);
     }
+    for (size_t i = 0; i < ld.twice_count; i++)
+        free(ld.twice[i]);
+    free(ld.twice);
     return diag_error_count(d) > errors_before ? -1 : 0;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -719,9 +720,29 @@ static void pg_bin_dir_checked(void **state)
     struct fixture *f = *state;
     set("PG_BIN_DIR", f->secrets);
     char msg[512];
-    snprintf(msg, sizeof(msg), "PG_BIN_DIR: \"%s\" has no executable postgres; expected the "
-             "directory with postgres and pg_ctl", f->secrets);
+    snprintf(msg, sizeof(msg), "PG_BIN_DIR: \"%s\" has no executable postgres (a regular "
+             "file); expected the directory with postgres and pg_ctl", f->secrets);
     assert_only_error(msg);
+}
+
+/* Issue #12: a directory named postgres passes access(X_OK) but is no program. */
+static void pg_bin_dir_postgres_must_be_a_file(void **state)
+{
+    struct fixture *f = *state;
+    char *postgres;
+    if (asprintf(&postgres, "%s/postgres", f->bindir) < 0)
+        abort();
+    unlink(postgres);
+    assert_int_equal(mkdir(postgres, 0755), 0);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "PG_BIN_DIR: \"%s\" has no executable postgres (a regular "
+             "file); expected the directory with postgres and pg_ctl", f->bindir);
+    assert_only_error(msg);
+    rmdir(postgres);
+    free(write_file(f->bindir, "postgres", "#!/bin/sh\n", 10));
+    chmod(postgres, 0644); /* a file, but not executable */
+    assert_only_error(msg);
+    free(postgres);
 }
 
 static void pg_bin_dir_detected(void **state)
@@ -751,6 +772,261 @@ static void pg_bin_dir_detected(void **state)
     char expected[64];
     snprintf(expected, sizeof(expected), "/usr/lib/postgresql/%ld/bin", newest);
     assert_string_equal(f->cfg.pg_bin_dir, expected);
+}
+
+/* Issue #12: a secret file that exists but is not a readable regular file is an error even
+ * with the variable set; only a file that does not exist at all lets the variable in. */
+static void broken_password_file_is_never_masked_by_env(void **state)
+{
+    struct fixture *f = *state;
+    char *path;
+    if (asprintf(&path, "%s/superuser-password", f->secrets) < 0)
+        abort();
+    unlink(path);
+    assert_int_equal(symlink("..data/nowhere", path), 0); /* a broken secret volume */
+    set("SUPERUSER_PASSWORD", "envpass");
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s: is a symbolic link to nothing; expected a file with the "
+             "superuser password (SUPERUSER_PASSWORD is used only when no such file exists)", path);
+    assert_only_error(msg);
+    assert_null(f->cfg.superuser_password);
+
+    unlink(path);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(msg, sizeof(msg), "%s: is not a regular file; expected a file with the superuser "
+             "password", path);
+    assert_only_error(msg);
+    rmdir(path);
+
+    assert_int_equal(load(f, CONFIG_POD), 0); /* no entry at all: the variable is used */
+    assert_string_equal(f->cfg.superuser_password, "envpass");
+    free(path);
+}
+
+/* Issue #12: exactly one line end at the very end ("\n" or "\r\n") is stripped. */
+static void password_line_end_rule(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *file, *password;
+    } cases[] = {
+        {"pw\n", "pw"}, {"pw\r\n", "pw"}, {"pw", "pw"}, {"pw\r", "pw\r"}, {"pw \n", "pw "},
+        {" pw\t\n", " pw\t"}, {"pw\n\n", "pw\n"}, {"pw\r\n\r\n", "pw\r\n"}, {"pw\n\r", "pw\n\r"},
+    };
+    set("SUPERUSER_PASSWORD_KEY", "pw-key");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        free(write_file(f->secrets, "pw-key", cases[i].file, strlen(cases[i].file)));
+        assert_int_equal(load(f, CONFIG_POD), 0);
+        assert_string_equal(f->cfg.superuser_password, cases[i].password);
+    }
+    free(write_file(f->secrets, "pw-key", "\r\n", 2));
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s/pw-key: file is empty; expected the superuser password",
+             f->secrets);
+    assert_only_error(msg);
+    /* the variable is taken as it is */
+    unset("SUPERUSER_PASSWORD_KEY");
+    char *path;
+    if (asprintf(&path, "%s/superuser-password", f->secrets) < 0)
+        abort();
+    unlink(path);
+    free(path);
+    set("SUPERUSER_PASSWORD", "envpass\n");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_string_equal(f->cfg.superuser_password, "envpass\n");
+}
+
+/* Issue #12: one spelling rule. Enumerated values (booleans too) are case-insensitive ASCII;
+ * integers are plain decimal digits. */
+static void enumerations_are_case_insensitive(void **state)
+{
+    struct fixture *f = *state;
+    set("SSL_MODE", "Verify-Full");
+    set("LOG_FORMAT", "JSON");
+    set("LOG_LEVEL", "Warn");
+    set("DCS_TYPE", "ETCD3");
+    set("SSL_ENABLED", "TRUE");
+    set("SYNCHRONOUS_MODE", "Off");
+    int rc = load(f, CONFIG_POD);
+    diag_print(&f->d);
+    assert_int_equal(rc, 0);
+    assert_int_equal(f->cfg.ssl_mode, SSL_MODE_VERIFY_FULL);
+    assert_int_equal(f->cfg.log_format, LOG_FORMAT_JSON);
+    assert_int_equal(f->cfg.log_level, LOG_WARN);
+    assert_int_equal(f->cfg.dcs, DCS_ETCD3);
+    assert_true(f->cfg.ssl_enabled);
+    set("LOG_FORMAT", "jsonx");
+    assert_only_error("LOG_FORMAT: \"jsonx\" is not a known format; expected logfmt or json");
+}
+
+static void integers_are_plain_decimal(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const refused[] = {"+1", "007", "-0", "00", "+0", "01"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        set("CITUS_GROUP", refused[i]);
+        char msg[256];
+        snprintf(msg, sizeof msg, "CITUS_GROUP: \"%s\" is not a plain decimal number (no '+', no "
+                 "leading zeros); expected an integer >= 0", refused[i]);
+        assert_only_error(msg);
+    }
+    set("CITUS_GROUP", " 1");
+    assert_only_error("CITUS_GROUP: \" 1\" is not a number; expected an integer >= 0");
+    set("CITUS_GROUP", "0");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    set("CITUS_GROUP", "10");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_int_equal(f->cfg.citus_group, 10);
+    set("ETCD_HOSTS", "127.0.0.1:02379");
+    assert_only_error("ETCD_HOSTS: \"127.0.0.1:02379\" is not host:port; expected "
+                      "host:port[,host:port...] with a port from 1 to 65535");
+}
+
+/* The process environment as a list, with the fixture's entries and extra ones. */
+static int load_from_list(struct fixture *f, const char *const *extra)
+{
+    char *envp[80];
+    size_t n = 0;
+    for (size_t i = 0; i < f->env.count; i++)
+        envp[n++] = f->env.entries[i];
+    for (size_t i = 0; extra[i]; i++)
+        envp[n++] = (char *)extra[i];
+    envp[n] = NULL;
+    if (f->loaded)
+        config_free(&f->cfg);
+    diag_free(&f->d);
+    f->loaded = true;
+    return config_load(&f->cfg, CONFIG_POD, env_lookup_process, envp, &f->d);
+}
+
+static void variable_present_twice_is_an_error(void **state)
+{
+    struct fixture *f = *state;
+    const char *const extra[] = {"POD_NAME=other-0-0", "SUPERUSER_PASSWORD=envpass",
+                                 "SUPERUSER_PASSWORD=envpass2", "PATRONI_X=1", "PATRONI_X=2",
+                                 "LOG_LEVEL=", "LOG_LEVEL=debug", NULL};
+    assert_int_equal(load_from_list(f, extra), -1);
+    assert_true(diag_has(&f->d, DIAG_ERROR, "POD_NAME: present 2 times in the environment; "
+                         "expected each variable once (which copy a program reads differs)"));
+    assert_true(diag_has(&f->d, DIAG_ERROR, "LOG_LEVEL: present 2 times in the environment; "
+                         "expected each variable once (which copy a program reads differs)"));
+    /* the password file exists, so SUPERUSER_PASSWORD is never looked at: no message */
+    assert_false(diag_contains(&f->d, "SUPERUSER_PASSWORD"));
+    assert_false(diag_contains(&f->d, "PATRONI_X")); /* not ours to read */
+    assert_int_equal(f->d.count, 2);
+
+    const char *const once[] = {"PATRONI_X=1", NULL};
+    assert_int_equal(load_from_list(f, once), 0);
+    assert_string_equal(f->cfg.pod_name, "citusdemo-0-1");
+    const char *const fake[] = {NULL}; /* the look-up functions tests use know no lists */
+    (void)fake;
+    fake_env_set(&f->env, "POD_NAME", "citusdemo-0-1");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+}
+
+/* Issue #12: derived values never produce second errors; the root cause is reported once. */
+static void only_the_root_cause_is_reported(void **state)
+{
+    struct fixture *f = *state;
+    set("DCS_TYPE", "kubernetes");
+    set("CLUSTER_NAME", "Bad_Name");
+    assert_only_error("CLUSTER_NAME: \"Bad_Name\" is not a valid cluster name; expected a DNS "
+                      "label of lowercase letters, digits and '-', at most 63 characters");
+    set("CLUSTER_NAME", "citusdemo");
+    unset("DCS_TYPE");
+
+    set("PG_PORT", "8008");
+    set("PATRONI_API_PORT", "x");
+    assert_only_error("PATRONI_API_PORT: \"x\" is not a number; expected an integer from 1 to "
+                      "65535");
+    set("PATRONI_API_PORT", "5432");
+    set("PG_PORT", "0");
+    assert_only_error("PG_PORT: \"0\" is out of range; expected an integer from 1 to 65535");
+    unset("PG_PORT");
+    unset("PATRONI_API_PORT");
+
+    set("DCS_TTL", "abc");
+    set("DCS_LOOP_WAIT", "30");
+    assert_only_error("DCS_TTL: \"abc\" is not a number; expected an integer >= 20");
+    unset("DCS_TTL");
+    unset("DCS_LOOP_WAIT");
+
+    set("TERMINATION_GRACE_PERIOD", "5");
+    set("SHUTDOWN_DEADLINE", "+3");
+    assert_only_error("SHUTDOWN_DEADLINE: \"+3\" is not a plain decimal number (no '+', no "
+                      "leading zeros); expected an integer >= 1");
+    unset("TERMINATION_GRACE_PERIOD");
+    unset("SHUTDOWN_DEADLINE");
+
+    set("SSL_ENABLED", "maybe");
+    set("SSL_CLIENT_CERT", "true");
+    set("RESTAPI_TLS", "true");
+    assert_only_error("SSL_ENABLED: \"maybe\" is not a boolean; expected true/false, 1/0, "
+                      "yes/no or on/off");
+    unset("SSL_ENABLED");
+    unset("SSL_CLIENT_CERT");
+    unset("RESTAPI_TLS");
+
+    set("SUPERUSER_USERNAME", "Bad");
+    set("REPLICATION_USERNAME", "Bad");
+    assert_int_equal(load(f, CONFIG_POD), -1);
+    assert_int_equal(f->d.count, 2); /* each invalid, not also "the same user" */
+    assert_false(diag_contains(&f->d, "is also SUPERUSER_USERNAME"));
+}
+
+static void paths_without_control_characters(void **state)
+{
+    struct fixture *f = *state;
+    set("RUN_DIR", "/run/a\nb");
+    assert_only_error("RUN_DIR: \"/run/a\\x0ab\" holds a control character; expected a path of "
+                      "printable characters");
+    unset("RUN_DIR");
+    set("PGDATA", "/data/\x7f");
+    assert_only_error("PGDATA: \"/data/\\x7f\" holds a control character; expected a path of "
+                      "printable characters");
+    set("PGDATA", "/data with space/it's");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+}
+
+/* Issue #12: a 1 MiB EXTENSIONS_FILE of distinct names was a quadratic duplicate scan (43 s
+ * in check); now linear, and more than EXTENSIONS_MAX_COUNT names is an error. */
+static void extensions_file_limit_and_linear_time(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = 145000, len = 0;
+    char *text = malloc(n * 8 + 1);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(text + len, "e%05zx\n", i);
+    char *file = write_file(f->dir, "extensions", text, len);
+    set("EXTENSIONS_FILE", file);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s line 10001: more than 10000 extensions (EXTENSIONS and "
+             "EXTENSIONS_FILE together); expected at most 10000", file);
+    assert_only_error(msg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9 < 2.0);
+    free(file);
+
+    /* exactly the limit, with EXTENSIONS sharing it: its names count, duplicates do not */
+    len = 0;
+    for (size_t i = 0; i < 9999; i++)
+        len += (size_t)sprintf(text + len, "e%05zx\n", i);
+    len += (size_t)sprintf(text + len, "postgis\nhstore\n");
+    file = write_file(f->dir, "extensions", text, len);
+    set("EXTENSIONS", "postgis,e00000");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(load(f, CONFIG_POD), -1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    snprintf(msg, sizeof(msg), "%s line 10001: more than 10000 extensions (EXTENSIONS and "
+             "EXTENSIONS_FILE together); expected at most 10000", file);
+    assert_error(msg); /* hstore is the 10001st distinct name */
+    assert_int_equal(f->d.count, 1);
+    assert_int_equal(f->cfg.extensions.count, 10000);
+    assert_true((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9 < 2.0);
+    free(file);
+    free(text);
 }
 
 static void extension_list_syntax(void **state)
@@ -958,6 +1234,15 @@ int main(void)
         T(long_values_are_cut_in_messages),
         T(pg_bin_dir_checked),
         T(pg_bin_dir_detected),
+        T(pg_bin_dir_postgres_must_be_a_file),
+        T(broken_password_file_is_never_masked_by_env),
+        T(password_line_end_rule),
+        T(enumerations_are_case_insensitive),
+        T(integers_are_plain_decimal),
+        T(variable_present_twice_is_an_error),
+        T(only_the_root_cause_is_reported),
+        T(paths_without_control_characters),
+        T(extensions_file_limit_and_linear_time),
         T(extension_list_syntax),
         T(extension_injection_rejected),
         T(extension_entries_in_file_name_the_line),

@@ -67,7 +67,7 @@ static void paths_read_back_exactly(void **state)
     static const char *const run_dirs[] = {
         "/run/citus-init", "/run/with space", "/run/two  spaces ", "/run/it's",
         "/run/back\\slash", "/run/mixed 'a\\b' c", "/run/trailing\\", "/run/\\'", "/run/=x y=z",
-        "/run/tab\there", "/run/ünïcode",
+        "/run/ünïcode", /* control characters are refused in paths (test_config) */
     };
     for (size_t i = 0; i < sizeof run_dirs / sizeof run_dirs[0]; i++) {
         for (int client_cert = 0; client_cert <= 1; client_cert++) {

@@ -515,6 +515,18 @@ static bool check_tls_sources(struct fsprep_plan *plan, struct diag *d)
 
 /* ---- everything ------------------------------------------------------------------- */
 
+/* A file fsprep_apply renames into place (RUN_DIR/relative): a directory there would make
+ * the rename fail after other changes, so it is found now. Anything else is replaced. */
+static void check_file_target(const struct config *cfg, const char *relative, struct diag *d)
+{
+    char *path = config_path(cfg, relative);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        diag_error(d, "%s: is a directory; expected no entry or the file citus-init writes there "
+                      "(RUN_DIR/%s)", path, relative);
+    free(path);
+}
+
 void fsprep_plan_free(struct fsprep_plan *plan)
 {
     for (size_t i = 0; i < 3; i++) {
@@ -538,16 +550,20 @@ enum fsprep_status fsprep_check(const struct config *cfg, const struct run_user 
     struct dir_spec data = data_dir_spec(cfg->pgdata);
     check_dir(&data, u, as_root, &exists, d);
     struct dir_spec run = {"RUN_DIR", cfg->run_dir, "run directory", 0700};
-    bool run_ok = check_dir(&run, u, as_root, &exists, d) == FSPREP_OK;
+    bool run_ok = check_dir(&run, u, as_root, &exists, d) == FSPREP_OK && exists;
+    if (run_ok) /* below a RUN_DIR that is not usable, nothing more is said */
+        check_file_target(cfg, "patroni.yml", d);
     struct dir_spec sock = {NULL, FSPREP_SOCKET_DIR, "socket directory", 02775};
     check_dir(&sock, u, as_root, &exists, d);
     if (cfg->ssl_enabled) {
-        /* only below a usable RUN_DIR that exists: a broken RUN_DIR is reported once */
         char *tls = config_path(cfg, "tls");
         struct dir_spec t = {NULL, tls, "TLS directory (RUN_DIR/tls)", 0700};
-        struct stat st;
-        if (run_ok && stat(cfg->run_dir, &st) == 0)
-            check_dir(&t, u, as_root, &exists, d);
+        if (run_ok && check_dir(&t, u, as_root, &exists, d) == FSPREP_OK && exists)
+            for (size_t i = 0; i < 3; i++) {
+                char *rel = xasprintf("tls/%s", plan->tls[i].name);
+                check_file_target(cfg, rel, d);
+                free(rel);
+            }
         free(tls);
         plan->tls_read = check_tls_sources(plan, d);
     }

@@ -149,14 +149,29 @@ def test_wrong_top_fixes_the_whole_tree(pid1, pod, top_owner, top_mode):
 
 
 def test_failed_write_is_an_internal_error_and_leaves_no_temp_file(pid1, pod):
-    (pod["run_dir"] / "patroni.yml").mkdir(parents=True)
-    p = pid1(run("true"), env=pod["env"])
+    """A write no check can foresee (a full file system) is 70, and leaves no temp file."""
+    run_dir = pod["run_dir"]
+    run_dir.mkdir()
+    full = (f'mount -t tmpfs -o size=4k,mode=0700,uid={PG_UID},gid={PG_GID} tmpfs "$0" && '
+            'head -c 4096 /dev/zero > "$0/fill" && exec "$@"')
+    p = pid1(run("true"), env=pod["env"], wrapper=["sh", "-c", full, str(run_dir)])
     assert p.wait() == 70, p.stderr
-    config = pod["run_dir"] / "patroni.yml"
-    assert f"{config}: cannot rename the temporary file onto the file: Is a directory" in p.stderr
-    assert sorted(os.listdir(pod["run_dir"])) == ["patroni.yml"]
+    config = run_dir / "patroni.yml"
+    assert f"{config}: cannot write the file: No space left on device" in p.stderr
     assert "child started" not in p.stderr
     assert no_secret_in(p.stderr)
+    assert os.listdir(run_dir) == []  # the tmpfs lived in citus-init's mount namespace only
+
+
+@pytest.mark.parametrize("target", ["patroni.yml", "tls/server.key", "tls/ca.crt"])
+def test_a_directory_where_a_file_goes_changes_nothing(pid1, pod, certs, target):
+    foreign_data_dir(pod["pgdata"])
+    (pod["run_dir"] / target).mkdir(parents=True)
+    env = dict(pod["env"], SSL_ENABLED="true", SSL_CERT_DIR=certs)
+    before = snapshot(pod["dir"])
+    for err in run_and_check(pid1, env):
+        assert f"{pod['run_dir'] / target}: is a directory; expected no entry or the file" in err
+    assert snapshot(pod["dir"]) == before
 
 
 def test_invalid_configuration_changes_nothing(pid1, pod):

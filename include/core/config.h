@@ -77,6 +77,10 @@ struct config {
      * NULL when it is off. Patroni, patronictl and the leader module's PATCH use them. */
     char *restapi_username;
     char *restapi_password;
+    /* The application role (APP_USERNAME; NULL: none) the leader that owns the extensions
+     * creates and keeps in step with its password (APP_PASSWORD_KEY file). */
+    char *app_username;
+    char *app_password;
 
     /* TLS */
     bool ssl_enabled;

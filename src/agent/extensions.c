@@ -49,6 +49,7 @@ enum run_state {
     ST_SUGGEST,    /* names from pg_available_extensions for an unknown one */
     ST_DB_LOOKUP,  /* without Citus: does CITUS_DATABASE exist? (connected to "postgres") */
     ST_DB_CREATE,  /* CREATE DATABASE */
+    ST_ROLE,       /* the application role (APP_USERNAME), before the extensions */
 };
 
 struct ext_run {
@@ -413,6 +414,94 @@ static void send_create(struct ext_run *r, struct ext_item *it)
     free(qschema);
 }
 
+/* key='value' with libpq's conninfo quoting (backslash and single quote escaped). */
+static char *conninfo_quoted(const char *key, const char *value)
+{
+    size_t n = strlen(key) + 3 + 2 * strlen(value) + 1;
+    char *out = xmalloc(n), *p = out;
+    p += sprintf(p, "%s='", key);
+    for (const char *v = value; *v; v++) {
+        if (*v == '\\' || *v == '\'')
+            *p++ = '\\';
+        *p++ = *v;
+    }
+    *p++ = '\'';
+    *p = '\0';
+    return out;
+}
+
+/* The application role: created when missing, its password set (a SCRAM verifier computed
+ * here, so the password itself never reaches the server's logs), CONNECT/CREATE/TEMPORARY on
+ * the database and USAGE/CREATE on its public schema granted. With Citus the coordinator
+ * propagates each statement to the workers. One DO block: one result, all or nothing.
+ * Only in the pod (the local socket): the Job has no role to keep. Returns whether it sent. */
+static bool send_app_role(struct ext_run *r)
+{
+    const struct config *cfg = r->cfg;
+    if (r->opts.target != EXT_TARGET_LOCAL_SOCKET || !cfg->app_username || !cfg->app_password)
+        return false;
+    char *verifier = PQencryptPasswordConn(r->conn, cfg->app_password, cfg->app_username,
+                                           "scram-sha-256");
+    char *user = verifier ? PQescapeLiteral(r->conn, cfg->app_username,
+                                            strlen(cfg->app_username)) : NULL;
+    char *secret = verifier ? PQescapeLiteral(r->conn, verifier, strlen(verifier)) : NULL;
+    /* With Citus the coordinator opens the app's connections to the workers as the app:
+     * pg_dist_authinfo (node 0: every node; superuser-only, synced to the workers) gives
+     * them its password, as a libpq conninfo value. */
+    char *authinfo = cfg->citus_enabled ? conninfo_quoted("password", cfg->app_password) : NULL;
+    char *authinfo_lit = authinfo ? PQescapeLiteral(r->conn, authinfo, strlen(authinfo)) : NULL;
+    if (authinfo) {
+        explicit_bzero(authinfo, strlen(authinfo));
+        free(authinfo);
+    }
+    if (!verifier || !user || !secret || (cfg->citus_enabled && !authinfo_lit)) {
+        char *msg = one_line(PQerrorMessage(r->conn));
+        log_error("the application role's password could not be prepared", "role",
+                  cfg->app_username, "error", msg, NULL);
+        free(msg);
+        if (verifier) {
+            explicit_bzero(verifier, strlen(verifier));
+            PQfreemem(verifier);
+        }
+        PQfreemem(user);
+        PQfreemem(secret);
+        PQfreemem(authinfo_lit);
+        return false;
+    }
+    char *citus = authinfo_lit
+        ? xasprintf("INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo) "
+                    "VALUES (0, %s, %s) ON CONFLICT (nodeid, rolename) DO UPDATE "
+                    "SET authinfo = EXCLUDED.authinfo; ", user, authinfo_lit)
+        : xstrdup("");
+    char *sql = xasprintf(
+        "DO $citus_init$ BEGIN "
+        "IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s) THEN "
+        "EXECUTE format('CREATE ROLE %%I LOGIN', %s); END IF; "
+        "EXECUTE format('ALTER ROLE %%I WITH LOGIN PASSWORD %%L', %s, %s); "
+        "EXECUTE format('GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %%I TO %%I', "
+        "current_database(), %s); "
+        "EXECUTE format('GRANT USAGE, CREATE ON SCHEMA public TO %%I', %s); "
+        "%s"
+        "END $citus_init$",
+        user, user, user, secret, user, user, citus);
+    explicit_bzero(citus, strlen(citus));
+    free(citus);
+    if (authinfo_lit) {
+        explicit_bzero(authinfo_lit, strlen(authinfo_lit));
+        PQfreemem(authinfo_lit);
+    }
+    explicit_bzero(verifier, strlen(verifier));
+    PQfreemem(verifier);
+    explicit_bzero(secret, strlen(secret));
+    PQfreemem(secret);
+    PQfreemem(user);
+    r->state = ST_ROLE;
+    send_query(r, sql, NULL);
+    explicit_bzero(sql, strlen(sql));
+    free(sql);
+    return true;
+}
+
 /* Without Citus nobody else creates CITUS_DATABASE (Patroni does only in Citus mode): the
  * leader creates it, connected to the maintenance database, then reconnects to it. */
 static void send_create_database(struct ext_run *r)
@@ -447,6 +536,15 @@ static void handle_result(struct ext_run *r, PGresult *res)
         char *msg = one_line(PQresultErrorMessage(res));
         bool run_level = !it || r->state == ST_RECOVERY || r->state == ST_DB_LOOKUP ||
                          r->state == ST_DB_CREATE;
+        if (r->state == ST_ROLE && !extensions_error_transient(sqlstate)) {
+            /* a permanent refusal: say why, and still create the extensions */
+            log_error("the application role could not be created", "role",
+                      r->cfg->app_username, "error", msg, NULL);
+            free(msg);
+            r->current = 0;
+            next_item(r);
+            return;
+        }
         if (run_level || extensions_error_transient(sqlstate)) {
             transient_failure(r, msg);
             free(msg);
@@ -468,6 +566,14 @@ static void handle_result(struct ext_run *r, PGresult *res)
                                  "after the first promotion)");
             return;
         }
+        if (!send_app_role(r)) {
+            r->current = 0;
+            next_item(r);
+        }
+        return;
+    case ST_ROLE:
+        log_info("application role ready", "role", r->cfg->app_username, "database",
+                 r->cfg->citus_database, NULL);
         r->current = 0;
         next_item(r);
         return;

@@ -260,7 +260,7 @@ static void start_run(struct leader_watch *w, const struct extension_list *list)
         w->run = NULL;
         list = &w->list;
     }
-    if (list->count == 0)
+    if (list->count == 0 && !w->cfg->app_username)
         return;
     struct ext_run_options opts = {
         .target = EXT_TARGET_LOCAL_SOCKET,
@@ -610,7 +610,9 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
     w->loop = loop;
     w->cfg = cfg;
     list_copy_unique(&w->list, &cfg->extensions);
-    w->active = leader_owns_extensions(cfg) && (w->list.count > 0 || cfg->extensions_file);
+    /* The coordinator's leader (every leader without Citus) always has duties: the
+     * application role, the extensions, the early HA cycles. */
+    w->active = leader_owns_extensions(cfg);
     if (!w->active) {
         log_debug("leader watch idle: this member never creates extensions",
                   "citus_group", cfg->citus_enabled ? "worker" : "-", NULL);

@@ -930,6 +930,25 @@ static void load_restapi_auth(struct loader *ld, struct config *cfg, const char 
                                         "Patroni REST API password");
 }
 
+/* APP_USERNAME (empty: no application role) and its password, like the other secrets. */
+static void load_app_role(struct loader *ld, struct config *cfg, const char *secrets_dir)
+{
+    char b[SHOW_MAX];
+    cfg->app_username = take_str(ld, "APP_USERNAME", NULL);
+    if (!cfg->app_username)
+        return;
+    if (!check_identifier(ld, "APP_USERNAME", cfg->app_username))
+        return;
+    const char *others[] = {cfg->superuser_username, cfg->replication_username};
+    for (size_t i = 0; i < 2; i++)
+        if (others[i] && strcmp(cfg->app_username, others[i]) == 0)
+            diag_error(ld->d, "APP_USERNAME: \"%s\" is also %s; expected a role of its own for "
+                       "applications", show(b, cfg->app_username),
+                       i == 0 ? "SUPERUSER_USERNAME" : "REPLICATION_USERNAME");
+    cfg->app_password = take_secret(ld, secrets_dir, "APP_PASSWORD_KEY", "app-password",
+                                    "APP_PASSWORD", "application role's password");
+}
+
 static void load_extensions(struct loader *ld, struct config *cfg)
 {
     char *inline_list = take_str(ld, "EXTENSIONS", NULL);
@@ -1069,6 +1088,7 @@ static int load_all(struct config *cfg, enum config_purpose purpose, struct load
                                                 "replication-password", "REPLICATION_PASSWORD",
                                                 "replication password");
         load_restapi_auth(&ld, cfg, secrets_dir);
+        load_app_role(&ld, cfg, secrets_dir);
     }
     free(secrets_dir);
 
@@ -1098,7 +1118,7 @@ void config_free(struct config *cfg)
         &cfg->pgdata, &cfg->pg_bin_dir, &cfg->listen_address, &cfg->run_as_user,
         &cfg->run_dir, &cfg->patroni_command, &cfg->superuser_username,
         &cfg->replication_username, &cfg->ssl_cert_dir, &cfg->extensions_file,
-        &cfg->coordinator_host, &cfg->restapi_username,
+        &cfg->coordinator_host, &cfg->restapi_username, &cfg->app_username,
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         free(*strings[i]);
@@ -1107,7 +1127,9 @@ void config_free(struct config *cfg)
     free_secret(cfg->superuser_password);
     free_secret(cfg->replication_password);
     free_secret(cfg->restapi_password);
+    free_secret(cfg->app_password);
     cfg->superuser_password = cfg->replication_password = cfg->restapi_password = NULL;
+    cfg->app_password = NULL;
     if (cfg->etcd_hosts)
         for (char **h = cfg->etcd_hosts; *h; h++)
             free(*h);

@@ -23,7 +23,7 @@ extern char **environ;
 /* Consumed by citus-init itself; the supervised command never sees them. The agent gets
  * them on its stdin (agent.h). */
 static const char *const secret_variables[] = {"SUPERUSER_PASSWORD", "REPLICATION_PASSWORD",
-                                               "RESTAPI_PASSWORD", NULL};
+                                               "RESTAPI_PASSWORD", "APP_PASSWORD", NULL};
 
 static double now_ms(void)
 {
@@ -202,15 +202,17 @@ static int prepare_in_child(const struct config *cfg, const struct run_user *use
 /* NAME=value\0 for every password the configuration holds: the agent's stdin. */
 static char *agent_input(const struct config *cfg, size_t *len)
 {
-    const char *names[] = {"SUPERUSER_PASSWORD", "REPLICATION_PASSWORD", "RESTAPI_PASSWORD"};
+    const char *names[] = {"SUPERUSER_PASSWORD", "REPLICATION_PASSWORD", "RESTAPI_PASSWORD",
+                           "APP_PASSWORD"};
     const char *values[] = {cfg->superuser_password, cfg->replication_password,
-                            cfg->restapi_password};
+                            cfg->restapi_password, cfg->app_password};
+    const size_t n = sizeof names / sizeof names[0];
     size_t total = 0;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < n; i++)
         if (values[i])
             total += strlen(names[i]) + 1 + strlen(values[i]) + 1;
     char *buf = xmalloc(total + 1), *p = buf;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < n; i++)
         if (values[i])
             p += sprintf(p, "%s=%s", names[i], values[i]) + 1;
     *len = total;

@@ -376,6 +376,27 @@ static void synchronous_and_failsafe_modes(void **state)
                       "or false");
 }
 
+static void app_role(void **state)
+{
+    struct fixture *f = *state;
+    set("APP_USERNAME", "app");
+    set("APP_PASSWORD", "from-env");
+    assert_int_equal(load(f, CONFIG_POD), 0); /* no file: the variable */
+    assert_string_equal(f->cfg.app_username, "app");
+    assert_string_equal(f->cfg.app_password, "from-env");
+    set("APP_USERNAME", "postgres");
+    assert_only_error("APP_USERNAME: \"postgres\" is also SUPERUSER_USERNAME; expected a role of "
+                      "its own for applications");
+    set("APP_USERNAME", "App-1");
+    assert_int_equal(load(f, CONFIG_POD), -1);
+    assert_true(f->d.count >= 1);
+    assert_true(strstr(f->d.items[0].message, "APP_USERNAME: \"App-1\"") != NULL);
+    set("APP_USERNAME", "app");
+    unset("APP_PASSWORD");
+    assert_int_equal(load(f, CONFIG_POD), -1);
+    assert_true(strstr(f->d.items[0].message, "APP_PASSWORD") != NULL);
+}
+
 static void client_cert_without_ssl(void **state)
 {
     struct fixture *f = *state;
@@ -1207,6 +1228,7 @@ int main(void)
         T(unknown_ssl_mode),
         T(bad_boolean),
         T(synchronous_and_failsafe_modes),
+        T(app_role),
         T(client_cert_without_ssl),
         T(restapi_tls_needs_ssl),
         T(restapi_tls_can_be_turned_off),

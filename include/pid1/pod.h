@@ -1,8 +1,10 @@
 /* pod.h: the database pod's lifecycle as PID 1, and `check`.
  *
- * PID 1: read and validate the configuration (config.h); in a short-lived child, still root,
- * check the certificates, render the Patroni YAML and prepare the files (the child loads
- * citus-init-prepare.so, so PID 1 never maps OpenSSL or libyaml); drop privileges; then
+ * PID 1: read and validate the configuration (config.h) and look up the user; in a
+ * short-lived child, still root, run every check of the files and certificates (fsprep_check,
+ * tls_check: nothing is changed before all passed, so 78 means nothing changed), then render
+ * the Patroni YAML and prepare the files (fsprep_apply; a failure there is 70). The child loads
+ * citus-init-prepare.so, so PID 1 never maps OpenSSL or libyaml. Then drop privileges and
  * supervise Patroni (or `run -- CMD`) and the agent (supervise.h). */
 #ifndef CITUS_INIT_POD_H
 #define CITUS_INIT_POD_H
@@ -19,7 +21,9 @@
  * `agent_exe agent` (NULL: no agent). Returns the exit status. */
 int pod_run(char *const *cmd, const char *agent_exe);
 
-/* `citus-init check`: the same checks, read-only; prints the YAML with secrets masked. */
+/* `citus-init check`: the start path's checks in its order, read-only - config_load, the
+ * user lookup (RUN_AS_USER as root, else the current uid), fsprep_check and tls_check - then
+ * the YAML with secrets masked on stdout. 0, EXIT_CONFIG or EXIT_INTERNAL. */
 int pod_check(void);
 
 /* config_load for purpose, then (prep not NULL) the certificate checks; every problem is

@@ -10,6 +10,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "diag.h"
 #include "log.h"
 #include "pod.h"
 #include "prepare.h"
@@ -76,38 +77,22 @@ static int cmd_pod(char *const *child)
     return pod_run(child, exe);
 }
 
-/* `supervise` reads only these; same rules as the pod configuration. */
-static int supervise_setting(const char *name, int def, int min, int *out)
-{
-    const char *v = getenv(name);
-    *out = def;
-    if (!v || !*v)
-        return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (*end || end == v || errno == ERANGE || n < min || n > INT_MAX) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s: \"%.32s\" is not valid; expected an integer >= %d", name,
-                 v, min);
-        log_error(msg, NULL);
-        return -1;
-    }
-    *out = (int)n;
-    return 0;
-}
-
+/* `supervise` reads only these, by the rules of the pod configuration. */
 static int cmd_supervise(char *const *cmd)
 {
     struct supervise_opts opts = {.argv = cmd};
-    if (supervise_setting("SHUTDOWN_DEADLINE", 25, 1, &opts.shutdown_deadline) < 0 ||
-        supervise_setting("TERMINATION_GRACE_PERIOD", 30, 2, &opts.grace_period) < 0)
+    struct diag d;
+    diag_init(&d);
+    config_int_setting("SHUTDOWN_DEADLINE", 25, 1, INT_MAX, &opts.shutdown_deadline, &d);
+    config_int_setting("TERMINATION_GRACE_PERIOD", 30, 2, INT_MAX, &opts.grace_period, &d);
+    if (!diag_error_count(&d) && opts.shutdown_deadline >= opts.grace_period)
+        diag_error(&d, "SHUTDOWN_DEADLINE: %d is not below TERMINATION_GRACE_PERIOD %d; "
+                   "expected a deadline shorter than the grace period", opts.shutdown_deadline,
+                   opts.grace_period);
+    size_t errors = log_diag(&d);
+    diag_free(&d);
+    if (errors)
         return EXIT_CONFIG;
-    if (opts.shutdown_deadline >= opts.grace_period) {
-        log_error("SHUTDOWN_DEADLINE: is not below TERMINATION_GRACE_PERIOD; expected a "
-                  "deadline shorter than the grace period", NULL);
-        return EXIT_CONFIG;
-    }
     opts.drain_timeout = opts.shutdown_deadline < SUPERVISE_DRAIN_MAX ? opts.shutdown_deadline
                                                                       : SUPERVISE_DRAIN_MAX;
     const char *pgdata = getenv("PGDATA");

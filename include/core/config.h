@@ -125,6 +125,11 @@ int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn e
 int config_load_agent(struct config *cfg, env_lookup_fn env, void *env_ctx, struct diag *d);
 void config_free(struct config *cfg);
 
+/* One integer variable of the process environment by the rules of config_load (plain
+ * decimal, min..max, default def), for commands that read only a few (`supervise`).
+ * 0, or -1 with the problem in d. */
+int config_int_setting(const char *name, int def, int min, int max, int *out, struct diag *d);
+
 /* At most this many extensions in EXTENSIONS and EXTENSIONS_FILE together. */
 #define EXTENSIONS_MAX_COUNT 10000
 

@@ -14,7 +14,8 @@ void log_setup(enum log_format format, enum log_level min_level);
 /* The component field of every later line: "citus-init" (PID 1, the commands) unless set;
  * the agent says "citus-init-agent". A static string. */
 void log_set_component(const char *component);
-/* Parse LOG_FORMAT / LOG_LEVEL values; return 0 on success, -1 when unknown. */
+/* Parse LOG_FORMAT / LOG_LEVEL values (case-insensitive, like every enumerated value of the
+ * configuration); return 0 on success, -1 when unknown. */
 int log_parse_format(const char *s, enum log_format *out);
 int log_parse_level(const char *s, enum log_level *out);
 

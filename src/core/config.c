@@ -294,6 +294,12 @@ static bool take_int(struct loader *ld, const char *name, int def, int min, int 
     return true;
 }
 
+int config_int_setting(const char *name, int def, int min, int max, int *out, struct diag *d)
+{
+    struct loader ld = {.env = env_lookup_process, .d = d};
+    return take_int(&ld, name, def, min, max, out) ? 0 : -1;
+}
+
 /* Booleans, like every enumerated value, are case-insensitive ASCII. false after reporting. */
 static bool take_bool(struct loader *ld, const char *name, bool def, bool *out)
 {
@@ -995,31 +1001,17 @@ static void load_tls(struct loader *ld, struct config *cfg)
                    "SSL_ENABLED=true (the REST API serves the member's PostgreSQL certificate)");
 }
 
-/* Enumerated values are case-insensitive ASCII: log.c's parsers get the lowercase form. */
-static int log_parse_format_cb(const char *s, void *out) { return log_parse_format(s, out); }
-static int log_parse_level_cb(const char *s, void *out) { return log_parse_level(s, out); }
-static int parse_lowercase(const char *v, int (*parse)(const char *, void *), void *out)
-{
-    char buf[16];
-    size_t n = strlen(v);
-    if (n >= sizeof buf)
-        return -1;
-    for (size_t i = 0; i <= n; i++)
-        buf[i] = (v[i] >= 'A' && v[i] <= 'Z') ? (char)(v[i] - 'A' + 'a') : v[i];
-    return parse(buf, out);
-}
-
 static void load_logging(struct loader *ld, struct config *cfg)
 {
     char b[SHOW_MAX];
     const char *v = raw(ld, "LOG_FORMAT");
     cfg->log_format = LOG_FORMAT_LOGFMT;
-    if (v && parse_lowercase(v, log_parse_format_cb, &cfg->log_format) < 0)
+    if (v && log_parse_format(v, &cfg->log_format) < 0)
         diag_error(ld->d, "LOG_FORMAT: \"%s\" is not a known format; expected logfmt or json",
                    show(b, v));
     v = raw(ld, "LOG_LEVEL");
     cfg->log_level = LOG_INFO;
-    if (v && parse_lowercase(v, log_parse_level_cb, &cfg->log_level) < 0)
+    if (v && log_parse_level(v, &cfg->log_level) < 0)
         diag_error(ld->d, "LOG_LEVEL: \"%s\" is not a known level; expected one of debug, info, "
                    "warn, error", show(b, v));
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,9 +40,9 @@ void log_set_component(const char *component)
 
 int log_parse_format(const char *s, enum log_format *out)
 {
-    if (strcmp(s, "logfmt") == 0)
+    if (strcasecmp(s, "logfmt") == 0)
         *out = LOG_FORMAT_LOGFMT;
-    else if (strcmp(s, "json") == 0)
+    else if (strcasecmp(s, "json") == 0)
         *out = LOG_FORMAT_JSON;
     else
         return -1;
@@ -51,7 +52,7 @@ int log_parse_format(const char *s, enum log_format *out)
 int log_parse_level(const char *s, enum log_level *out)
 {
     for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-        if (strcmp(s, level_names[i]) == 0) {
+        if (strcasecmp(s, level_names[i]) == 0) {
             *out = (enum log_level)i;
             return 0;
         }

@@ -215,10 +215,18 @@ def test_usage_errors(pid1, args):
     assert "usage: citus-init" in p.stderr
 
 
-def test_bad_deadline_is_a_configuration_error(pid1):
-    p = pid1(sup("true"), env=base_env(SHUTDOWN_DEADLINE="soon"))
+@pytest.mark.parametrize("env,says", [
+    ({"SHUTDOWN_DEADLINE": "soon"}, 'SHUTDOWN_DEADLINE: \\"soon\\" is not a number'),
+    ({"SHUTDOWN_DEADLINE": "+1"}, 'SHUTDOWN_DEADLINE: \\"+1\\" is not a plain decimal number'),
+    ({"TERMINATION_GRACE_PERIOD": "030"},
+     'TERMINATION_GRACE_PERIOD: \\"030\\" is not a plain decimal number'),
+    ({"SHUTDOWN_DEADLINE": "40"}, "SHUTDOWN_DEADLINE: 40 is not below TERMINATION_GRACE_PERIOD 30"),
+])
+def test_bad_deadline_is_a_configuration_error(pid1, env, says):
+    """`supervise` reads its two settings by the pod configuration's rules."""
+    p = pid1(sup("true"), env=base_env(**env))
     assert p.wait() == 78
-    assert 'SHUTDOWN_DEADLINE: \\"soon\\" is not valid' in p.stderr
+    assert says in p.stderr, p.stderr
 
 
 def test_not_pid1_is_a_subreaper(workdir):

@@ -85,7 +85,11 @@ static void parse_names(void **state)
     assert_int_equal(f, LOG_FORMAT_JSON);
     assert_int_equal(log_parse_format("logfmt", &f), 0);
     assert_int_equal(f, LOG_FORMAT_LOGFMT);
-    assert_int_equal(log_parse_format("JSON", &f), -1);
+    assert_int_equal(log_parse_format("JSON", &f), 0); /* enumerations are case-insensitive */
+    assert_int_equal(f, LOG_FORMAT_JSON);
+    assert_int_equal(log_parse_format("yaml", &f), -1);
+    assert_int_equal(log_parse_level("WARN", &l), 0);
+    assert_int_equal(l, LOG_WARN);
     const char *names[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++) {
         assert_int_equal(log_parse_level(names[i], &l), 0);

@@ -208,7 +208,7 @@ def test_kubectl_command_names_what_the_chart_makes(words, chart):
                  for p in c.get("ports", [])]
         assert remote in ports, f"{name} has no container port {remote} ({ports})"
         return
-    if verb == "get" and rest[0] == "secret" and rest[1] == chart[1]["secret"]["name"]:
+    if verb == "get" and rest[0] == "secret" and rest[1] == secret_name(chart[1]):
         secret = objects(chart, "Secret")[rest[1]]  # the release's password secret
         key = re.fullmatch(r"jsonpath=\{\.data\.([-._a-zA-Z0-9]+)\}", rest[rest.index("-o") + 1])
         assert key and key.group(1) in secret["data"], f"no key {rest} in the chart's secret"
@@ -226,12 +226,28 @@ def test_kubectl_command_names_what_the_chart_makes(words, chart):
         assert rest[0] == "pod" and rest[1] in pod_names, rest
     elif verb in ("create", "get") and rest[0] == "secret":
         name = rest[2] if verb == "create" else rest[1]
-        assert name == chart[1]["ssl"]["secretName"], f"secret {name} is not ssl.secretName"
+        tls, client = ssl_secret_names(chart[1])
+        assert name in (tls, client), f"secret {name} is neither the TLS nor the client secret"
         if verb == "create":
             keys = {w.split("=", 1)[1].split("=")[0] for w in rest if w.startswith("--from-file=")}
-            assert keys == {"ca.crt", "server.crt", "server.key"}, keys
+            if name == tls:
+                assert keys == {"ca.crt", "server.crt", "server.key"}, keys
+            else:  # kubectl create secret tls NAME --cert … --key …
+                assert rest[1] == "tls" and "--cert" in " ".join(rest), rest
     else:
         raise AssertionError(f"no check for `kubectl {verb}`")
+
+
+def secret_name(values):
+    """The password secret's name as the chart derives it (_helpers.tpl citus.secretName)."""
+    return values["secret"].get("name") or values["clusterName"]
+
+
+def ssl_secret_names(values):
+    """(TLS secret, client certificate secret) as the chart derives them (_helpers.tpl)."""
+    ssl = values["ssl"]
+    return (ssl.get("secretName") or f"{values['clusterName']}-ssl-certs",
+            ssl.get("clientSecretName") or f"{values['clusterName']}-client-tls")
 
 
 @pytest.mark.parametrize("words", by_program("helm"))

@@ -50,9 +50,9 @@ def helm(args, check=True):
     return res
 
 
-def template_args(values=None, files=(), sets=(), chart=CHART, release=RELEASE):
+def template_args(values=None, files=(), sets=(), chart=CHART, release=RELEASE, extra=()):
     tmpdir = tempfile.mkdtemp(prefix="chart-values-")
-    args = ["template", release, chart, "--namespace", NAMESPACE]
+    args = ["template", release, chart, "--namespace", NAMESPACE] + list(extra)
     for f in files:
         args += ["-f", f]
     if values is not None:
@@ -62,17 +62,17 @@ def template_args(values=None, files=(), sets=(), chart=CHART, release=RELEASE):
     return args, tmpdir
 
 
-def render(values=None, files=(), sets=(), chart=CHART, release=RELEASE):
-    args, tmpdir = template_args(values, files, sets, chart, release)
+def render(values=None, files=(), sets=(), chart=CHART, release=RELEASE, extra=()):
+    args, tmpdir = template_args(values, files, sets, chart, release, extra)
     try:
         return Rendered(helm(args).stdout)
     finally:
         shutil.rmtree(tmpdir)
 
 
-def render_error(values=None, files=(), sets=()):
+def render_error(values=None, files=(), sets=(), extra=()):
     """Render expecting failure; returns helm's error output."""
-    args, tmpdir = template_args(values, files, sets)
+    args, tmpdir = template_args(values, files, sets, extra=extra)
     try:
         res = helm(args, check=False)
     finally:

@@ -63,7 +63,8 @@ def test_header_creates_every_key_the_pods_read(example):
 def test_production_header_creates_the_rest_api_password():
     """The case that stranded users: REST API auth is on by default, its key must be there."""
     (prod,) = [e for e in EXAMPLES if e.endswith("production-values.yaml")]
-    assert created_secrets(prod)["citus-passwords"] == {"postgres-password", "standby-password", "restapi-password"}
+    assert created_secrets(prod)["citus-passwords"] == {"postgres-password", "standby-password", "restapi-password",
+                                                 "app-password"}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=os.path.basename)
@@ -79,15 +80,18 @@ def test_header_installs_this_example_in_one_namespace(example):
     assert ns and None not in ns and len(set(ns)) == 1, ns
 
 
-def test_checker_sees_a_missing_key(tmp_path):
-    """The check itself: a header without the REST API password is caught."""
+@pytest.mark.parametrize("key", ["restapi-password", "app-password"])
+def test_checker_sees_a_missing_key(tmp_path, key):
+    """The check itself: a header without the REST API or the application password is caught."""
     (prod,) = [e for e in EXAMPLES if e.endswith("production-values.yaml")]
     with open(prod) as f:
         text = f.read()
+    line = ' \\\n#     --from-literal=%s="$(openssl rand -base64 32)"' % key
+    assert line in text
     broken = tmp_path / "production-values.yaml"
-    broken.write_text(text.replace(' \\\n#     --from-literal=restapi-password="$(openssl rand -base64 32)"', ""))
-    assert "restapi-password" not in created_secrets(str(broken))["citus-passwords"]
+    broken.write_text(text.replace(line, ""))
+    assert key not in created_secrets(str(broken))["citus-passwords"]
     r = render(files=[str(broken)])
     lacking = {k for (w, n), keys in secrets_read(r).items() if n == "citus-passwords"
                for k in keys - created_secrets(str(broken))["citus-passwords"]}
-    assert lacking == {"restapi-password"}
+    assert lacking == {key}

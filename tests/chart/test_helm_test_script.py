@@ -4,7 +4,10 @@ Citus is not installed here, so the few Citus functions the script calls are sta
 defined in SQL (citus_get_active_worker_nodes, create_distributed_table, citus_shards);
 everything else -- reading the password file, connecting with a password, writing and
 reading rows, checking extensions, dropping the table on every path, the exit status -- is
-the script as rendered by the chart."""
+the script as rendered by the chart. The server serves TLS with the certificate the chart
+generates by default (ssl.extraIpAddresses adds the server's address), and the clients
+connect with the rendered sslmode, verify-full."""
+import base64
 import glob
 import os
 import pwd
@@ -21,6 +24,7 @@ from conftest import render
 ADDR = "127.0.55.1"
 PASSWORD = "Sup3r-secret-Pw"
 SECRETS_DIR = "/etc/patroni/secrets"
+SSL_DIR = "/etc/ssl/certs/postgresql"
 
 
 def pg_bindir():
@@ -48,6 +52,16 @@ def server():
     os.chown(base, pg.pw_uid, pg.pw_gid)
     data = os.path.join(base, "data")
     as_pg = ["runuser", "-u", "postgres", "--"]
+    # the chart's generated TLS secret, naming this server's address
+    tls = render({"ssl": {"extraIpAddresses": [ADDR]}}).get("Secret", "citusdemo-ssl-certs")["data"]
+    ssl_dir = os.path.join(base, "tls")
+    os.mkdir(ssl_dir)
+    for name, content in tls.items():
+        path = os.path.join(ssl_dir, name)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(content))
+        os.chown(path, pg.pw_uid, pg.pw_gid)
+        os.chmod(path, 0o600)
     subprocess.run(as_pg + [os.path.join(bindir, "initdb"), "-D", data, "-U", "postgres",
                             "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"],
                    check=True, capture_output=True)
@@ -57,6 +71,7 @@ def server():
     with open(os.path.join(data, "postgresql.conf"), "a") as f:
         f.write("listen_addresses = '%s'\nport = %d\nunix_socket_directories = '%s'\nfsync = off\n"
                 % (ADDR, port, base))
+        f.write("ssl = on\nssl_cert_file = '%s/server.crt'\nssl_key_file = '%s/server.key'\n" % (ssl_dir, ssl_dir))
         if citus:
             f.write("shared_preload_libraries = 'citus'\n")
     # Citus connects to its own node like to any other: with the password, as citus-init's
@@ -90,7 +105,7 @@ def server():
         if citus:  # a database where citus exists, as on a coordinator, for the Job
             subprocess.run(local + ["-c", "CREATE DATABASE jobdb"], check=True, capture_output=True)
             subprocess.run(local + ["-d", "jobdb", "-c", "CREATE EXTENSION citus"], check=True, capture_output=True)
-        yield {"port": port, "psql": local + ["-d", "citus", "-At"], "citus": citus,
+        yield {"port": port, "psql": local + ["-d", "citus", "-At"], "citus": citus, "ssl_dir": ssl_dir,
                "jobdb": local + ["-d", "jobdb", "-At"]}
     finally:
         os.killpg(proc.pid, 15)
@@ -123,6 +138,9 @@ def run_test_pod(server, values):
         env = {"PATH": os.environ["PATH"], "HOME": secrets}
         env.update({e["name"]: e["value"] for e in c["env"]})
         env.update({"PGHOST": ADDR, "PGPORT": str(server["port"])})
+        for name in ("PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"):
+            if name in env:
+                env[name] = env[name].replace(SSL_DIR, server["ssl_dir"])
         script = c["args"][0].replace(SECRETS_DIR + "/", secrets + "/")
         assert c["command"] == ["/bin/sh", "-c"]
         return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=120)
@@ -138,8 +156,41 @@ def test_passes_on_a_healthy_cluster(server):
     assert "ok: 100 rows written and read back" in res.stdout
     assert "ok: extension plpgsql" in res.stdout
     assert "all checks passed" in res.stdout
+    assert "(sslmode=verify-full)" in res.stdout
     assert tables(server) == [], "the test table is dropped"
     assert PASSWORD not in res.stdout + res.stderr
+
+
+def test_passes_without_tls(server):
+    """ssl.enabled=false (a choice, not the default): the script connects with sslmode prefer."""
+    set_workers(server, 2)
+    res = run_test_pod(server, {"ssl": {"enabled": False}})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "(sslmode=prefer)" in res.stdout and "all checks passed" in res.stdout
+
+
+def test_verify_full_is_checked(server):
+    """The generated certificate passes verify-full only for what it is: a CA of another
+    release (another render) is refused, and so is a host name the certificate does not name."""
+    other = tempfile.mkdtemp(prefix="pck-chart-otherca-")
+    try:
+        tls = render({}).get("Secret", "citusdemo-ssl-certs")["data"]
+        with open(os.path.join(other, "ca.crt"), "wb") as f:
+            f.write(base64.b64decode(tls["ca.crt"]))
+        env = dict(os.environ, PGPASSWORD=PASSWORD, PGCONNECT_TIMEOUT="5")
+
+        def connect(conninfo):
+            return subprocess.run(["psql", "-X", "-At", "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                                   "port=%d user=postgres dbname=citus sslmode=verify-full %s" % (server["port"], conninfo)],
+                                  env=env, capture_output=True, text=True, timeout=30)
+        ok = connect("host=%s sslrootcert=%s/ca.crt" % (ADDR, server["ssl_dir"]))
+        assert ok.returncode == 0 and ok.stdout.strip() == "t", ok.stderr
+        res = connect("host=%s sslrootcert=%s/ca.crt" % (ADDR, other))
+        assert res.returncode != 0 and "certificate verify failed" in res.stderr, res.stderr
+        res = connect("host=db.example.org hostaddr=%s sslrootcert=%s/ca.crt" % (ADDR, server["ssl_dir"]))
+        assert res.returncode != 0 and "does not match host name" in res.stderr, res.stderr
+    finally:
+        shutil.rmtree(other)
 
 
 def test_fails_when_a_worker_group_is_missing(server):
@@ -188,6 +239,9 @@ def test_extensions_job_creates_the_extensions(server):
             f.write(r.get("ConfigMap", "citusdemo-extensions")["data"]["extensions"])
         env.update({"PATH": os.environ["PATH"], "HOME": tmp, "SECRETS_DIR": tmp, "EXTENSIONS_FILE": ext_file,
                     "COORDINATOR_HOST": ADDR, "PG_PORT": str(server["port"])})
+        assert env["SSL_MODE"] == "verify-full" and env["SSL_CERT_DIR"] == SSL_DIR
+        env["SSL_CERT_DIR"] = server["ssl_dir"]
+        env["PGSSLROOTCERT"] = env["PGSSLROOTCERT"].replace(SSL_DIR, server["ssl_dir"])
         assert c["command"][0] == "citus-init"
         res = subprocess.run([CITUS_INIT] + c["command"][1:], env=env, capture_output=True, text=True, timeout=120)
     finally:

@@ -3,6 +3,10 @@
 - every object of the production example passes the API server's own validation;
 - generated passwords survive `helm upgrade` (lookup), explicit ones win and then stay; an
   upgrade of a release whose secret lacks a key (restapi-password) adds it;
+- the generated CA and member certificate survive `helm upgrade`; a new worker group or a
+  certificate close to its end gets a new member certificate from the same CA; a TLS secret
+  that is not the release's is refused with a clear message; `helm upgrade --dry-run`
+  (client side, no lookup) is refused, `--dry-run=server` is not;
 - two releases with bypassApiService never clash on the cluster-scoped ClusterRole;
 - the API server's own PodSecurity admission agrees with tests/chart/pss.py: the defaults
   meet `baseline`, runAsNonRoot meets `restricted`, the defaults do not.
@@ -167,3 +171,77 @@ def test_pod_security_admission(cluster, level, sets, admitted):
         assert len(pods) == 2, events
     else:
         assert pods == [] and any("violates PodSecurity" in m for m in events), (pods, events)
+
+
+def tls_secrets(cp, ns, cluster="citusdemo"):
+    api = cp.api()
+    out = {}
+    for name in ("%s-ssl-ca" % cluster, "%s-ssl-certs" % cluster):
+        s = api.get("/api/v1/namespaces/%s/secrets/%s" % (ns, name))
+        out[name] = (s["data"], s["metadata"].get("annotations", {}))
+    return out
+
+
+def _checkhost(pem_b64, host):
+    with tempfile.NamedTemporaryFile("wb", suffix=".crt") as f:
+        f.write(base64.b64decode(pem_b64))
+        f.flush()
+        out = subprocess.run(["openssl", "x509", "-in", f.name, "-noout", "-checkhost", host],
+                             capture_output=True, text=True).stdout
+    return "does match certificate" in out
+
+
+def test_generated_certificates_are_kept_across_upgrades(cluster):
+    ns = "tls"
+    helm(cluster, "install", "rel", CHART, "-n", ns, "--create-namespace", "--no-hooks")
+    first = tls_secrets(cluster, ns)
+    ca, certs = first["citusdemo-ssl-ca"][0], first["citusdemo-ssl-certs"][0]
+    assert set(certs) == {"ca.crt", "server.crt", "server.key"} and certs["ca.crt"] == ca["ca.crt"]
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--no-hooks")
+    assert tls_secrets(cluster, ns) == first, "an upgrade without changes keeps CA and certificate"
+    # a client-side dry run cannot look up the secrets: refused instead of showing new ones
+    res = helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--dry-run", check=False)
+    assert res.returncode != 0 and "helm upgrade found no secret" in res.stderr, res.stderr
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--dry-run=server")
+    # a third worker group: the member certificate must name it; same CA, so running
+    # members trust the new one at once
+    three = '[{"citusGroup": 1, "replicas": 2}, {"citusGroup": 2, "replicas": 2}, {"citusGroup": 3, "replicas": 2}]'
+    pod3 = "citusdemo-3-1.citusdemo-3-hl.%s.svc.cluster.local" % ns
+    assert not _checkhost(certs["server.crt"], pod3)
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--no-hooks", "--set-json", "workers=" + three)
+    grown = tls_secrets(cluster, ns)
+    new = grown["citusdemo-ssl-certs"][0]
+    assert grown["citusdemo-ssl-ca"] == first["citusdemo-ssl-ca"] and new["ca.crt"] == ca["ca.crt"]
+    assert new["server.crt"] != certs["server.crt"] and new["server.key"] != certs["server.key"]
+    assert _checkhost(new["server.crt"], pod3)
+    assert _checkhost(new["server.crt"], "citusdemo-1-0.citusdemo-1-hl.%s.svc.cluster.local" % ns)
+    # close to its end (the annotation the chart keeps says so): a new one from the same CA
+    api = cluster.api()
+    import time
+    soon = str(int(time.time()) + 10 * 86400)
+    api.patch("/api/v1/namespaces/%s/secrets/citusdemo-ssl-certs" % ns,
+              {"metadata": {"annotations": {"citus-cluster/not-after": soon}}})
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--no-hooks", "--set-json", "workers=" + three)
+    renewed = tls_secrets(cluster, ns)
+    assert renewed["citusdemo-ssl-certs"][0]["server.crt"] != new["server.crt"]
+    assert renewed["citusdemo-ssl-certs"][0]["ca.crt"] == ca["ca.crt"]
+    assert int(renewed["citusdemo-ssl-certs"][1]["citus-cluster/not-after"]) > int(soon) + 300 * 86400
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--no-hooks", "--set-json", "workers=" + three)
+    assert tls_secrets(cluster, ns) == renewed
+
+
+def test_a_tls_secret_that_is_not_the_releases_is_refused(cluster):
+    """A user's own secret under the generated name (the original chart's way: create
+    citusdemo-ssl-certs, then install): refused with what to set, instead of Helm's
+    ownership error or silently replacing the user's certificates."""
+    ns = "own-tls"
+    api = cluster.api()
+    api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    api.post("/api/v1/namespaces/%s/secrets" % ns, {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": "citusdemo-ssl-certs"}, "data": {"ca.crt": "eA=="}})
+    res = helm(cluster, "install", "rel", CHART, "-n", ns, "--no-hooks", check=False)
+    assert res.returncode != 0
+    assert 'secret "citusdemo-ssl-certs" already exists in namespace "own-tls" and is not this release\'s' in res.stderr
+    assert "set ssl.secretName=citusdemo-ssl-certs" in res.stderr
+    helm(cluster, "install", "rel", CHART, "-n", ns, "--no-hooks", "--set", "ssl.secretName=citusdemo-ssl-certs")
+    assert api.get("/api/v1/namespaces/%s/secrets/citusdemo-ssl-certs" % ns)["data"] == {"ca.crt": "eA=="}

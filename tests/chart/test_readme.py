@@ -24,8 +24,6 @@ SEED_DEFAULTS = {
     "storage.persistentVolume.enabled": False,
     "storage.persistentVolume.size": "5Gi",
     "namespace": "default",
-    "ssl.enabled": False,
-    "ssl.mode": "verify-ca",
     "additionalExtensions.enabled": False,
     "additionalExtensions.maxAttempts": 60,
     "additionalExtensions.retryDelaySeconds": 5,
@@ -39,8 +37,9 @@ SEED_DEFAULTS = {
 # clusterName they are the original chart's names (README "Deviations").
 SEED_DERIVED = {"secret.name": "citusdemo", "ssl.secretName": "citusdemo-ssl-certs"}
 # Deliberate deviations from the original chart's defaults (README "Differences from the
-# original chart"): image.tag `latest` -> the chart's appVersion.
-SEED_CHANGED = {"image.tag": ("latest", "")}
+# original chart"): image.tag `latest` -> the chart's appVersion; TLS on with verify-full
+# (issue #14: secure by default; the chart generates the certificates).
+SEED_CHANGED = {"image.tag": ("latest", ""), "ssl.enabled": (False, True), "ssl.mode": ("verify-ca", "verify-full")}
 
 
 def values():
@@ -65,7 +64,7 @@ def test_seed_derived_defaults():
     v = values()
     assert v["secret"]["name"] == "" and v["ssl"]["secretName"] == ""
     r = render({"ssl": {"enabled": True}})
-    assert r.names("Secret") == [SEED_DERIVED["secret.name"]]
+    assert SEED_DERIVED["secret.name"] in r.names("Secret")
     vols = {v["name"]: v for v in r.get("StatefulSet", "citusdemo-0")["spec"]["template"]["spec"]["volumes"]}
     assert vols["ssl-certs"]["secret"]["secretName"] == SEED_DERIVED["ssl.secretName"]
 

@@ -128,13 +128,14 @@ def test_cluster_name_changes_every_name():
 
 def test_secret_names_follow_cluster_name():
     r = render({"clusterName": "shop", "ssl": {"enabled": True}})
-    assert r.names("Secret") == ["shop"]
+    assert r.names("Secret") == ["shop", "shop-ssl-ca", "shop-ssl-certs"]
     for sts in r.all("StatefulSet"):
         assert mounted_volume(sts, "/etc/patroni/secrets")["secret"]["secretName"] == "shop"
         assert mounted_volume(sts, "/etc/ssl/certs/postgresql")["secret"]["secretName"] == "shop-ssl-certs"
     r = render({"clusterName": "shop", "ssl": {"enabled": True, "certManager": {
         "enabled": True, "issuerRef": {"name": "ca"}}}})
     assert r.get("Certificate", "shop-tls")["spec"]["secretName"] == "shop-ssl-certs"
+    assert r.names("Secret") == ["shop"]
 
 
 def test_seed_secret_names_accepted_when_set():
@@ -196,17 +197,21 @@ def test_pod_env_contract(default):
         assert e["SUPERUSER_PASSWORD_KEY"] == "superuser-password"
         assert e["REPLICATION_PASSWORD_KEY"] == "replication-password"
         assert e["RESTAPI_AUTH"] == "true"
-        assert e["RESTAPI_TLS"] == "false", "no TLS without ssl.enabled"
+        assert e["RESTAPI_TLS"] == "true", "TLS is on by default, the REST API too"
         c = container(default.get("StatefulSet", "citusdemo-%s" % g))
-        assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
-        assert c["livenessProbe"]["httpGet"]["scheme"] == "HTTP"
+        assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+        assert c["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
         assert e["RESTAPI_USERNAME"] == "patroni"
         assert e["RESTAPI_PASSWORD_KEY"] == "restapi-password"
         assert "RESTAPI_PASSWORD" not in e, "the password comes from the mounted secret only"
         assert e["PGDATA"] == "/home/postgres/pgdata/pgroot/data"
         assert e["RUN_DIR"] == "/run/citus-init"
         assert e["PATRONICTL_CONFIG_FILE"] == "/run/citus-init/patroni.yml"
-        assert e["SSL_ENABLED"] == "false" and e["PGSSLMODE"] == "prefer"
+        assert e["SSL_ENABLED"] == "true" and e["SSL_MODE"] == "verify-full"
+        assert e["PGSSLMODE"] == "verify-full" and e["PGSSLROOTCERT"] == "/etc/ssl/certs/postgresql/ca.crt"
+        assert e["SSL_CERT_DIR"] == "/etc/ssl/certs/postgresql" and e["SSL_CLIENT_CERT"] == "false"
+        assert e["APP_USERNAME"] == "app" and e["APP_PASSWORD_KEY"] == "app-password"
+        assert "APP_PASSWORD" not in e, "the password comes from the mounted secret only"
         assert e["PATRONI_KUBERNETES_USE_ENDPOINTS"] == "true"
         assert e["PATRONI_KUBERNETES_ROLE_LABEL"] == "role"
         assert e["PATRONI_KUBERNETES_LEADER_LABEL_VALUE"] == "primary"
@@ -261,9 +266,14 @@ def test_default_mounts(default):
         assert sec["defaultMode"] == 0o440
         assert sec["items"] == [{"key": "superuser-password", "path": "superuser-password"},
                                 {"key": "replication-password", "path": "replication-password"},
-                                {"key": "restapi-password", "path": "restapi-password"}]
+                                {"key": "restapi-password", "path": "restapi-password"},
+                                {"key": "app-password", "path": "app-password"}]
         assert mounts(sts)["/etc/patroni/secrets"]["readOnly"] is True
-        assert "/etc/ssl/certs/postgresql" not in mounts(sts)
+        # the generated TLS secret, all three files (it holds nothing else; the CA key is
+        # in citusdemo-ssl-ca, which no pod mounts)
+        tls = mounted_volume(sts, "/etc/ssl/certs/postgresql")["secret"]
+        assert tls == {"secretName": "citusdemo-ssl-certs", "defaultMode": 0o440}
+        assert mounts(sts)["/etc/ssl/certs/postgresql"]["readOnly"] is True
         if g == "0":
             ext = mounts(sts)["/etc/citus-init/extensions"]
             assert "subPath" not in ext, "a subPath mount never sees ConfigMap updates"
@@ -502,11 +512,11 @@ def secret_values(r, name=C):
 
 def test_generated_passwords_are_strong(default):
     pw = secret_values(default)
-    assert set(pw) == {"superuser-password", "replication-password", "restapi-password"}
+    assert set(pw) == {"superuser-password", "replication-password", "restapi-password", "app-password"}
     for v in pw.values():
         assert len(v) >= 32 and v.isalnum()
         assert len(set(v)) > 10
-    assert len(set(pw.values())) == 3, "each password is generated on its own"
+    assert len(set(pw.values())) == 4, "each password is generated on its own"
     assert secret_values(render()) != pw, "each fresh install gets new random passwords"
 
 
@@ -514,29 +524,33 @@ def test_explicit_passwords_win():
     r = render({"patroni": {"superuser": {"username": "postgres", "password": "s3cret:'\"x"},
                             "replication": {"username": "replicator", "password": "rep-pass"},
                             "restapi": {"authentication": {"enabled": True, "username": "patroni",
-                                                           "password": "api:pw"}}}})
+                                                           "password": "api:pw"}}},
+                "app": {"username": "app", "password": "app pw"}})
     assert secret_values(r) == {"superuser-password": "s3cret:'\"x", "replication-password": "rep-pass",
-                                "restapi-password": "api:pw"}
+                                "restapi-password": "api:pw", "app-password": "app pw"}
 
 
 def test_custom_secret_keys():
     r = render({"secret": {"create": True, "name": "pw", "keys": {"superuserPassword": "su", "replicationPassword": "rep",
-                                                                  "restapiPassword": "api"}}})
-    assert set(secret_values(r, "pw")) == {"su", "rep", "api"}
+                                                                  "restapiPassword": "api", "appPassword": "ap"}}})
+    assert set(secret_values(r, "pw")) == {"su", "rep", "api", "ap"}
     e = env(r.get("StatefulSet", "citusdemo-0"))
     assert e["SUPERUSER_PASSWORD_KEY"] == "su" and e["REPLICATION_PASSWORD_KEY"] == "rep"
-    assert e["RESTAPI_PASSWORD_KEY"] == "api"
+    assert e["RESTAPI_PASSWORD_KEY"] == "api" and e["APP_PASSWORD_KEY"] == "ap"
 
 
 def test_existing_secret():
     r = render({"secret": {"create": False, "name": "mine",
                            "keys": {"superuserPassword": "postgres-password", "replicationPassword": "standby-password",
-                                    "restapiPassword": "api-password"}}})
-    assert r.all("Secret") == []
+                                    "restapiPassword": "api-password", "appPassword": "application"}}})
+    assert r.names("Secret") == ["citusdemo-ssl-ca", "citusdemo-ssl-certs"], "only the generated TLS"
     for sts in r.all("StatefulSet"):
         sec = mounted_volume(sts, "/etc/patroni/secrets")["secret"]
         assert sec["secretName"] == "mine"
-        assert [i["key"] for i in sec["items"]] == ["postgres-password", "standby-password", "api-password"]
+        assert [i["key"] for i in sec["items"]] == ["postgres-password", "standby-password", "api-password",
+                                                    "application"]
+    r = render({"secret": {"create": False, "name": "mine"}, "ssl": {"secretName": "my-tls"}})
+    assert r.all("Secret") == [], "nothing generated: the user's secrets"
 
 
 def test_restapi_authentication_can_be_switched_off():
@@ -547,7 +561,7 @@ def test_restapi_authentication_can_be_switched_off():
         assert e["RESTAPI_AUTH"] == "false"
         assert "RESTAPI_USERNAME" not in e and "RESTAPI_PASSWORD_KEY" not in e
         sec = mounted_volume(sts, "/etc/patroni/secrets")["secret"]
-        assert [i["key"] for i in sec["items"]] == ["superuser-password", "replication-password"]
+        assert [i["key"] for i in sec["items"]] == ["superuser-password", "replication-password", "app-password"]
     # the generated secret keeps the key, so switching it on later needs no new password
     assert "restapi-password" in secret_values(r)
     e = env(render({"patroni": {"restapi": {"authentication": {"enabled": True, "username": "ops"}}}})

@@ -113,6 +113,50 @@ one namespace never share a secret. */}}
 {{ .Values.ssl.secretName | default (printf "%s-ssl-certs" .Values.clusterName) }}
 {{- end -}}
 
+{{/* "true" when the chart makes the TLS certificates itself: TLS on, no ssl.secretName of the
+user's and no cert-manager. */}}
+{{- define "citus.sslGenerated" -}}
+{{- if and .Values.ssl.enabled (not .Values.ssl.secretName) (not .Values.ssl.certManager.enabled) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Secret holding the generated CA (ca.crt, ca.key); never mounted into any pod. */}}
+{{- define "citus.sslCaSecretName" -}}
+{{ .Values.clusterName }}-ssl-ca
+{{- end -}}
+
+{{/* Every name and address the members' certificate must cover, as JSON {"dns": [...],
+"ips": [...]}: each group's pods by the wildcard of its headless service (verify-full between
+members), every service in all its spellings, localhost, and ssl.extraDnsNames /
+ssl.extraIpAddresses. The generated certificate and cert-manager's use this one list. */}}
+{{- define "citus.sslNames" -}}
+{{- $root := . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $domain := .Values.clusterDomain -}}
+{{- $services := list -}}
+{{- $podDomains := list -}}
+{{- range $group := (fromJson (include "citus.groups" .)).groups -}}
+{{- $ctx := dict "root" $root "group" $group -}}
+{{- $services = concat $services (list (include "citus.groupName" $ctx) (include "citus.headlessName" $ctx)) -}}
+{{- $podDomains = append $podDomains (include "citus.headlessName" $ctx) -}}
+{{- end -}}
+{{- if .Values.workers -}}
+{{- $services = append $services (printf "%s-workers" .Values.clusterName) -}}
+{{- end -}}
+{{- $dns := list -}}
+{{- range $services -}}
+{{- $dns = concat $dns (list . (printf "%s.%s" . $ns) (printf "%s.%s.svc" . $ns) (printf "%s.%s.svc.%s" . $ns $domain)) -}}
+{{- end -}}
+{{- range $podDomains -}}
+{{- $dns = concat $dns (list (printf "*.%s.%s" . $ns) (printf "*.%s.%s.svc" . $ns) (printf "*.%s.%s.svc.%s" . $ns $domain)) -}}
+{{- end -}}
+{{- $dns = append $dns "localhost" -}}
+{{- $dns = concat $dns .Values.ssl.extraDnsNames | uniq -}}
+{{- $ips := concat (list "127.0.0.1" "::1") .Values.ssl.extraIpAddresses | uniq -}}
+{{- toJson (dict "dns" $dns "ips" $ips) -}}
+{{- end -}}
+
 {{/* The image reference: repository@digest when a digest is given (the tag is then only
 documentation), else repository:tag with the chart's appVersion as the default tag. */}}
 {{- define "citus.image" -}}
@@ -238,6 +282,10 @@ clear event instead of starting a member without a password. Argument: dict "roo
       - key: {{ $v.secret.keys.restapiPassword }}
         path: {{ $v.secret.keys.restapiPassword }}
       {{- end }}
+      {{- if $v.app.username }}
+      - key: {{ $v.secret.keys.appPassword }}
+        path: {{ $v.secret.keys.appPassword }}
+      {{- end }}
       {{- end }}
 {{- if $v.ssl.enabled }}
 - name: ssl-certs
@@ -343,9 +391,38 @@ capabilities:
 {{- fail (printf "secret.keys.%s and secret.keys.restapiPassword are both %q: each password needs its own key" $name $v.secret.keys.restapiPassword) -}}
 {{- end -}}
 {{- end -}}
+{{- range $name := list "superuserPassword" "replicationPassword" "restapiPassword" -}}
+{{- if eq (get $v.secret.keys $name) $v.secret.keys.appPassword -}}
+{{- fail (printf "secret.keys.%s and secret.keys.appPassword are both %q: each password needs its own key" $name $v.secret.keys.appPassword) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.app.username (has $v.app.username (list $v.patroni.superuser.username $v.patroni.replication.username)) -}}
+{{- fail (printf "app.username %q is also the superuser or the replication user: the application role must be a role of its own (or empty for none)" $v.app.username) -}}
+{{- end -}}
+{{- if ge (int $v.ssl.generated.renewBeforeDays) (int $v.ssl.generated.days) -}}
+{{- fail (printf "ssl.generated.renewBeforeDays (%v) must be less than ssl.generated.days (%v): every upgrade would issue a new certificate" $v.ssl.generated.renewBeforeDays $v.ssl.generated.days) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* "true" when Patroni's REST API serves https: TLS is on and patroni.restapi.tls is not off. */}}
 {{- define "citus.restapiTLS" -}}
 {{- and .Values.ssl.enabled .Values.patroni.restapi.tls -}}
+{{- end -}}
+
+{{/* GitOps guard: on `helm upgrade` the chart finds what it generated earlier (passwords,
+certificates) with `lookup`. Rendered without access to the cluster (`helm template
+--is-upgrade`, `helm upgrade --dry-run` without `=server`, tools that render with `helm
+template`) lookup returns nothing and every render would make new passwords and
+certificates. The password secret (the chart's or the user's, secret.name) exists in every
+working release, so finding nothing there on an upgrade means lookup sees nothing: fail
+instead of replacing what the database and the members use. Only while the chart generates
+something (secret.create, or TLS without ssl.secretName and cert-manager). */}}
+{{- define "citus.requireLookup" -}}
+{{- $generates := or .Values.secret.create (include "citus.sslGenerated" .) -}}
+{{- if and .Release.IsUpgrade $generates -}}
+{{- $name := include "citus.secretName" . -}}
+{{- if not (lookup "v1" "Secret" .Release.Namespace $name) -}}
+{{- fail (printf "helm upgrade found no secret %q in namespace %q. Either the chart is rendered without access to the cluster (helm template, helm upgrade --dry-run without =server, Argo CD and other tools that render with `helm template`): `lookup` then returns nothing, and the generated passwords and TLS certificates would be replaced by new ones on every render, locking the members out of their own data. Render with cluster access, or give the chart everything it would generate: secret.create=false with a pre-created secret %q (keys %s, %s, %s%s) and ssl.secretName naming a pre-created TLS secret (ca.crt, server.crt, server.key), see the chart README, section GitOps. Or the secret was deleted: create it again with the passwords the database uses." $name .Release.Namespace $name .Values.secret.keys.superuserPassword .Values.secret.keys.replicationPassword .Values.secret.keys.restapiPassword (ternary (printf ", %s" .Values.secret.keys.appPassword) "" (not (empty .Values.app.username)))) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

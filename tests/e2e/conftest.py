@@ -58,6 +58,25 @@ def wait_new_leader(cluster: Cluster, group: int, old, timeout: float = 90):
     return cluster.wait_for(f"a new leader in group {group}", check, timeout)
 
 
+SYNC_ROLES = ("sync_standby", "quorum_standby")
+
+
+def wait_promotable(cluster: Cluster, group: int, timeout: float = 120) -> None:
+    """A replica of the group may take over if its leader is lost now. With synchronous or
+    quorum replication (SYNCHRONOUS_MODE; quorum by default with Citus) Patroni promotes only a
+    member its /sync key names, which it updates a loop after the replica streams: a leader
+    killed before that leaves the group without a candidate until it is back."""
+    def check():
+        leader = cluster.writable_leader(group)
+        _, config = leader.api("/config")
+        if not (config or {}).get("synchronous_mode"):
+            return True
+        _, body = leader.api("/cluster")
+        roles = {m.get("name"): m.get("role") for m in (body or {}).get("members", [])}
+        return any(roles.get(p.name) in SYNC_ROLES for p in other_members(cluster, group, leader))
+    cluster.wait_for(f"a replica of group {group} that may be promoted", check, timeout)
+
+
 def wait_replica_streaming(cluster: Cluster, pod, timeout: float = 120) -> None:
     def check():
         leader = cluster.writable_leader(pod.group)

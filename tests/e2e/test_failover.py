@@ -7,7 +7,8 @@ import time
 import pytest
 
 from conftest import (assert_pod_hygiene, execute, gone_without_trace, needs_citus, new_cluster,
-                      other_members, wait_new_leader, wait_replica_streaming, write_resumes)
+                      other_members, wait_new_leader, wait_promotable, wait_replica_streaming,
+                      write_resumes)
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,7 @@ def cluster(request):
 
 
 def test_unplanned_coordinator_failover(cluster):
+    wait_promotable(cluster, 0)
     old = cluster.writable_leader(0)
     ns = old.pid_namespace()
     old.signal(signal.SIGKILL)  # PID 1 dies: the kernel kills everything in the pod
@@ -43,6 +45,7 @@ def test_unplanned_coordinator_failover(cluster):
 
 @needs_citus
 def test_worker_failover(cluster):
+    wait_promotable(cluster, 1)
     old = cluster.writable_leader(1)
     old.signal(signal.SIGKILL)
     assert old.wait(timeout=30) == 128 + signal.SIGKILL
@@ -73,6 +76,7 @@ def test_worker_failover(cluster):
 
 
 def test_graceful_stop_hands_over(cluster):
+    wait_promotable(cluster, 0)
     old = cluster.writable_leader(0)
     ns = old.pid_namespace()
     grace = float(old.env.get("TERMINATION_GRACE_PERIOD", 30))

@@ -115,8 +115,8 @@ def test_unusable_data_dir(cluster):
     (pod.data_dir / "pgroot").write_text("not a directory\n")
     rc, msgs, log = run_bad_pod(cluster, pod)
     assert rc == EX_CONFIG, log
-    assert any(m.startswith(f"PGDATA={PGDATA}: cannot inspect the data directory: ")
-               and "Not a directory" in m for m in msgs), msgs
+    assert f"PGDATA={PGDATA}: the data directory cannot be created: " \
+           f"{POD_DATA}/pgroot is not a directory" in msgs, msgs
 
 
 def test_wrong_ca(cluster, tmp_path):

@@ -95,3 +95,12 @@ def test_checker_sees_a_missing_key(tmp_path, key):
     lacking = {k for (w, n), keys in secrets_read(r).items() if n == "citus-passwords"
                for k in keys - created_secrets(str(broken))["citus-passwords"]}
     assert lacking == {key}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=os.path.basename)
+def test_header_commands_run_unattended(example):
+    """The header's commands are run as written (tests/k8s/test_d_examples.py): nothing that
+    waits for a terminal. Commands shown for reading only are written `#  $ ...`."""
+    for words in commands(example):
+        assert words[:2] != ["kubectl", "exec"] and words[0] not in ("psql", "sh", "export"), words
+        assert "-it" not in words, words

@@ -1,11 +1,13 @@
 """Figures for scripts/bench.d/cluster (see there for what is measured). Prints, never asserts."""
 import os
 import random
+import shutil
 import signal
 import statistics
 import sys
 import threading
 import time
+from pathlib import Path
 
 from . import paths
 from .cluster import Cluster, ClusterError, ClusterSpec
@@ -22,6 +24,7 @@ KILL_JITTER_S = 10.0
 SETTLE_S = 21.0
 SEED = int(os.environ.get("BENCH_SEED", "4"))
 ANCHOR = str(paths.LAUNCHER.parent / "anchor-entrypoint")
+LOGS_DIR = os.environ.get("BENCH_LOGS_DIR")  # keep every run's pod logs there (teardown purges)
 
 
 def out(msg: str) -> None:
@@ -65,17 +68,27 @@ class Variant:
         self.spec = ClusterSpec(name=name, subnet=subnet, command=[ANCHOR] if anchor else None)
         self.cluster = None
         self.job = None
+        self.runs = 0  # clusters started, for BENCH_LOGS_DIR
 
     def fresh(self) -> Cluster:
         self.teardown()
         self.cluster = Cluster(self.spec)
+        self.runs += 1
         return self.cluster
 
     def teardown(self) -> None:
         if self.job:
             self.job.halt.set()
             self.job = None
-        Cluster(self.spec).stop(purge=True)
+        if self.cluster is not None:
+            self.cluster.stop()  # the object that started them: it also reaps them
+            logs = self.cluster.dir / "logs"
+            if LOGS_DIR and logs.is_dir():
+                kept = Path(LOGS_DIR) / f"{self.label}-run{self.runs}"
+                shutil.rmtree(kept, ignore_errors=True)
+                shutil.copytree(logs, kept)
+            self.cluster = None
+        Cluster(self.spec).stop(purge=True)  # also what an interrupted earlier bench left
 
     def launch(self) -> None:
         self.cluster.start()
@@ -203,7 +216,7 @@ def main() -> int:
         for v in variants:
             if not v.anchor:
                 v.spec.env.update(DCS_TTL=ttl, DCS_LOOP_WAIT=loop_wait, DCS_RETRY_TIMEOUT=retry)
-    metrics = ["cold start: leaders + extensions", "cold start: every replica streaming",
+    metrics = ["cold start: ready for clients", "cold start: every replica streaming",
                "leader pod lost (kill -> write)", "leader container crash, restarted",
                "graceful switchover (TERM -> write)"]
     results = {v.label: {m: [] for m in metrics} for v in variants}
@@ -212,7 +225,8 @@ def main() -> int:
     own_env = next((v.spec.env for v in variants if not v.anchor), {})
     timing = "/".join(own_env.get(k, d) for k, d in
                       (("DCS_TTL", "20"), ("DCS_LOOP_WAIT", "10"), ("DCS_RETRY_TIMEOUT", "5")))
-    out(f"shape: coordinator 3, workers 2 x 2; Citus {'on' if citus else 'off (not installed)'}; "
+    why = paths.citus_mode(variants[0].spec.citus)[1]
+    out(f"shape: coordinator 3, workers 2 x 2; Citus {'on' if citus else 'off'} ({why}); "
         f"{RUNS} runs; {SWITCHOVERS} consecutive switchovers; citus-init ttl/loop_wait/retry_timeout "
         f"{timing}, anchor 30/10/10; kills at a random point of the HA cycle (seed {SEED})")
     try:

@@ -216,6 +216,31 @@ class ControlPlane:
                 raise RuntimeError(f"timed out waiting for {what}:\n{proc.tail()}")
             time.sleep(0.5)
 
+    def _apiserver_cmd(self, etcd_url):
+        c = self.certs
+        return [
+            str(self.apiserver_bin),
+            f"--etcd-servers={etcd_url}",
+            f"--bind-address={API_IP}", f"--advertise-address={API_IP}",
+            f"--secure-port={API_PORT}",
+            f"--tls-cert-file={c / 'apiserver.crt'}", f"--tls-private-key-file={c / 'apiserver.key'}",
+            f"--client-ca-file={c / 'ca.crt'}",
+            "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-account-issuer=https://kubernetes.default.svc.{CLUSTER_DOMAIN}",
+            f"--service-account-key-file={c / 'sa.pub'}",
+            f"--service-account-signing-key-file={c / 'sa.key'}",
+            "--api-audiences=https://kubernetes.default.svc." + CLUSTER_DOMAIN,
+            # The `kubernetes` Service's Endpoints would hold API_IP, and Endpoints refuse
+            # loopback addresses: leave them out (the chart's default, bypassApiService=false,
+            # never reads them; Patroni uses KUBERNETES_SERVICE_HOST).
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--v=1",
+        ]
+
     def start(self):
         self.dir.mkdir(parents=True, exist_ok=True)
         make_certs(self.certs)
@@ -238,27 +263,8 @@ class ControlPlane:
                 return False
         self._wait(etcd, etcd_ok, "etcd", 60)
         c = self.certs
-        apiserver = self._start("kube-apiserver", [
-            str(self.apiserver_bin),
-            f"--etcd-servers={etcd_url}",
-            f"--bind-address={API_IP}", f"--advertise-address={API_IP}",
-            f"--secure-port={API_PORT}",
-            f"--tls-cert-file={c / 'apiserver.crt'}", f"--tls-private-key-file={c / 'apiserver.key'}",
-            f"--client-ca-file={c / 'ca.crt'}",
-            "--authorization-mode=RBAC",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            f"--service-account-issuer=https://kubernetes.default.svc.{CLUSTER_DOMAIN}",
-            f"--service-account-key-file={c / 'sa.pub'}",
-            f"--service-account-signing-key-file={c / 'sa.key'}",
-            "--api-audiences=https://kubernetes.default.svc." + CLUSTER_DOMAIN,
-            # The `kubernetes` Service's Endpoints would hold API_IP, and Endpoints refuse
-            # loopback addresses: leave them out (the chart's default, bypassApiService=false,
-            # never reads them; Patroni uses KUBERNETES_SERVICE_HOST).
-            "--endpoint-reconciler-type=none",
-            "--allow-privileged=true",
-            "--enable-priority-and-fairness=false",
-            "--profiling=false",
-            "--v=1"])
+        self.apiserver_cmd = self._apiserver_cmd(etcd_url)
+        apiserver = self._start("kube-apiserver", self.apiserver_cmd)
         admin = self.api()
         self._wait(apiserver, lambda: _ready(admin), "kube-apiserver /readyz", 180)
         cm = self._start("kube-controller-manager", [
@@ -280,6 +286,24 @@ class ControlPlane:
             "/api/v1/namespaces/default/serviceaccounts/default") is not None,
             "kube-controller-manager (the default ServiceAccount)", 120)
         return self
+
+    def stop_apiserver(self):
+        """Stop the API server (SIGTERM, by its PID) and keep it down until
+        start_apiserver(): a Kubernetes API outage for everything that uses it. Returns the
+        PID it had."""
+        p = next(p for p in self.procs if p.name == "kube-apiserver")
+        pid = p.popen.pid
+        p.stop()
+        self.procs.remove(p)
+        return pid
+
+    def start_apiserver(self, timeout=180):
+        """Start the API server again with the same command (same etcd, certificates,
+        address) and wait for /readyz."""
+        p = self._start("kube-apiserver", self.apiserver_cmd)
+        admin = self.api()
+        self._wait(p, lambda: _ready(admin), "kube-apiserver /readyz (restart)", timeout)
+        return p.popen.pid
 
     def check_alive(self):
         dead = [p.name for p in self.procs if not p.alive()]

@@ -19,7 +19,9 @@ One loop, once a second:
   per claim that outlives the Pod);
 - readiness from the container's httpGet probe into the Ready condition (no liveness);
 - deletion: SIGTERM to PID 1, SIGKILL after the grace period, then removes the Pod object;
-- Job pods: the container's exit status gives phase Succeeded/Failed.
+- Job pods: the container's exit status gives phase Succeeded/Failed;
+- an unreachable API server (tests/k8s/test_e_api_outage.py) leaves every container running,
+  its volumes as they are; the status is sent again once the API server answers.
 
 Addresses. The API server refuses loopback addresses in Endpoints (ValidateEndpointIP), and
 Patroni writes its pod IP into its leader Endpoints, so a pod has two addresses here: its
@@ -258,6 +260,7 @@ class PodRunner:
         self.stop_grace = None
         self.delete_object = True
         self.done = False
+        self.status_pending = False
         self.thread = threading.Thread(target=self._main, name=self.name, daemon=True)
 
     def start(self):
@@ -314,8 +317,9 @@ class PodRunner:
                 self._prepare_volumes()
                 env = self._env()
                 cmd = self._command(env)
-            except (KubeError, ValueError) as e:
-                # like CreateContainerConfigError: retried until the thing exists
+            except (KubeError, ValueError, OSError) as e:
+                # like CreateContainerConfigError: retried until the thing exists (or the
+                # API server answers again)
                 self.state = {"waiting": {"reason": "CreateContainerConfigError",
                                           "message": str(e)[:300]}}
                 self._status()
@@ -381,8 +385,11 @@ class PodRunner:
                 next_refresh = t + 5
                 try:
                     self._prepare_volumes(refresh=True)
-                except KubeError as e:
+                except (KubeError, OSError) as e:
+                    # API server away: the volumes stay as they are, like a kubelet's
                     log(f"{self.ns}/{self.name}: volume refresh: {e}")
+                if self.status_pending:
+                    self._status()
             self.stop_event.wait(0.5)
         rc = self.popen.wait()
         rc = 128 - rc if rc < 0 else rc
@@ -485,6 +492,13 @@ class PodRunner:
         except KubeError as e:
             if e.status not in (404, 409):
                 log(f"{self.ns}/{self.name}: status update failed: {e}")
+        except OSError as e:
+            # API server unreachable: a kubelet keeps the containers running and reports the
+            # status once it is back (the next change or refresh sends the whole status again)
+            self.status_pending = True
+            log(f"{self.ns}/{self.name}: status update failed (API server unreachable): {e}")
+        else:
+            self.status_pending = False
 
     # -- env and command -----------------------------------------------------------------
     def _field(self, path):

@@ -1,6 +1,9 @@
-"""helm install with default values, then: leaders through the Kubernetes DCS, helm test,
-failover of the coordinator leader, RBAC, helm upgrade (passwords kept, an extension added
+"""helm install with default values (TLS with verify-full and the chart's generated
+certificates, the application role), then: leaders through the Kubernetes DCS, helm test,
+the application role logs in over verify-full and distributes a table, failover of the
+coordinator leader, RBAC, helm upgrade (passwords kept, an extension added
 without restarting any pod). The tests of this module run in order on one release."""
+import base64
 import os
 import signal
 import sys
@@ -78,10 +81,103 @@ def test_helm_test_passes(kube, release):
     assert "ok: 2 active worker nodes" in log, log
 
 
+def test_tls_verify_full_with_generated_certificates(kube, release):
+    """No certificate was given: the chart generated them, and every member serves TLS with
+    a certificate that passes verify-full for its pod DNS name against the generated CA."""
+    import psycopg2
+    secrets = kube.api.get(f"/api/v1/namespaces/{NS}/secrets")["items"]
+    tls = next(s for s in secrets if s["metadata"]["name"] == f"{CLUSTER}-ssl-certs")
+    assert set(tls["data"]) == {"ca.crt", "server.crt", "server.key"}
+    ca = kube.state / "default-ca.crt"
+    ca.write_bytes(base64.b64decode(tls["data"]["ca.crt"]))
+    pw = kube.secret_data(NS, CLUSTER)["superuser-password"]
+    kube.wait_leaders(NS, CLUSTER, GROUPS, 120)
+    for pod in kube.pods(NS, f"cluster-name={CLUSTER},citus-group"):
+        name, g = pod["metadata"]["name"], pod["metadata"]["labels"]["citus-group"]
+        host = f"{name}.{CLUSTER}-{g}-hl.{NS}.svc.cluster.local"
+        conn = psycopg2.connect(host=host, hostaddr=kube.addr(pod), port=5432, user="postgres",
+                                password=pw, dbname="postgres", sslmode="verify-full",
+                                sslrootcert=str(ca), connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                assert cur.fetchone() == (True,), name
+                # the members replicate over TLS too
+                cur.execute("SELECT count(*), bool_and(s.ssl) FROM pg_stat_replication r "
+                            "JOIN pg_stat_ssl s USING (pid)")
+                count, all_ssl = cur.fetchone()
+                assert count == 0 or all_ssl, f"{name}: a replication connection without TLS"
+                if g == "0":
+                    cur.execute("SHOW citus.node_conninfo")
+                    assert "sslmode=verify-full" in cur.fetchone()[0]
+        finally:
+            conn.close()
+
+
+def test_application_role_distributes_a_table(kube, release):
+    """The app role (app.username default) logs in with the generated app-password, over
+    verify-full, at the coordinator service's name (it routes to the coordinator's primary),
+    and creates and uses a distributed table; it is no superuser."""
+    import psycopg2
+    secret = kube.secret_data(NS, CLUSTER)
+    pw = secret["app-password"]
+    assert len(pw) >= 32
+    ca = kube.state / "default-ca.crt"
+    ca.write_bytes(base64.b64decode(kube.api.get(
+        f"/api/v1/namespaces/{NS}/secrets/{CLUSTER}-ssl-certs")["data"]["ca.crt"]))
+    service = f"{CLUSTER}-0.{NS}.svc.cluster.local"
+
+    def connect():
+        pod, ep = kube.leader(NS, CLUSTER, 0)
+        # what the Service's DNS name leads to: the pod in its Endpoints (Patroni's lock)
+        assert [a["ip"] for s in ep["subsets"] for a in s["addresses"]] == [pod["status"]["podIP"]]
+        try:
+            return psycopg2.connect(host=service, hostaddr=kube.addr(pod), port=5432, user="app",
+                                    password=pw, dbname="citus", sslmode="verify-full",
+                                    sslrootcert=str(ca), connect_timeout=5)
+        except psycopg2.OperationalError as e:  # the role may not be there yet: retried
+            raise OSError(str(e).strip()) from e
+    conn = wait_for("the app role logging in", connect, 180, 3)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_user, s.ssl, r.rolsuper FROM pg_stat_ssl s, pg_roles r "
+                        "WHERE s.pid = pg_backend_pid() AND r.rolname = current_user")
+            assert cur.fetchone() == ("app", True, False)
+            cur.execute("CREATE TABLE app_orders (id bigint PRIMARY KEY, item text NOT NULL)")
+            cur.execute("SELECT create_distributed_table('app_orders', 'id')")
+            cur.execute("INSERT INTO app_orders SELECT g, 'item ' || g FROM generate_series(1, 200) g")
+            cur.execute("SELECT count(*) FROM app_orders")
+            assert cur.fetchone() == (200,)
+            cur.execute("SELECT count(DISTINCT p.groupid) FROM pg_dist_placement p "
+                        "JOIN pg_dist_shard s USING (shardid) "
+                        "WHERE s.logicalrelid = 'app_orders'::regclass")
+            assert cur.fetchone()[0] == 2, "shards in both worker groups"
+            cur.execute("DROP TABLE app_orders")
+    finally:
+        conn.close()
+
+
 def _api_status(pod, method, path, body=None, password=None):
-    """Status of a request to the pod's Patroni REST API, with basic auth when password."""
-    auth = rest.basic_auth("patroni", password) if password is not None else None
-    return rest.request(Kube.addr(pod), 8008, method, path, body, auth, timeout=10)[0]
+    """Status of a request to the pod's Patroni REST API (https with the default TLS, like the
+    probes without a certificate check), with basic auth when password."""
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+    headers = {"Content-Type": "application/json"}
+    if password is not None:
+        headers["Authorization"] = rest.basic_auth("patroni", password)
+    data = json.dumps(body).encode() if body is not None else None
+    scheme = Kube.api_scheme(pod)
+    req = urllib.request.Request(f"{scheme}://{Kube.addr(pod)}:8008{path}", data=data,
+                                 method=method, headers=headers)
+    ctx = ssl._create_unverified_context() if scheme == "https" else None
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def test_restapi_needs_the_secrets_credentials(kube, release):

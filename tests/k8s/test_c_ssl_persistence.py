@@ -46,6 +46,9 @@ def release(kube, certs):
     t0 = time.monotonic()
     res = kube.helm("install", "citus", str(CHART), "-n", NS, "--timeout", "15m",
                     "--set", "ssl.enabled=true", "--set", "ssl.mode=verify-full",
+                    # the test's own certificates (left empty, the chart would generate its own
+                    # and refuse to replace a secret it did not create)
+                    "--set", f"ssl.secretName={CLUSTER}-ssl-certs",
                     "--set", "storage.persistentVolume.enabled=true",
                     "--set", "additionalExtensions.enabled=true")
     print(f"\nTIMING helm install (verify-full + PVCs + extensions): {time.monotonic() - t0:.1f}s")
@@ -101,7 +104,8 @@ def test_helm_test_passes(kube, release):
 def test_uninstall_leaves_what_the_readme_says(kube, release):
     """helm uninstall --wait returns (no Service comes back), and what stays is exactly what
     the chart README lists: the PVCs, the hook objects (extensions Job and its pod, the test
-    pod) and Patroni's Endpoints, all labelled cluster-name=<c>; the README's
+    pod) and Patroni's Endpoints (leader, -config, -sync with the default synchronous mode,
+    -failover), all labelled cluster-name=<c>; the README's
     `kubectl delete job,pod,endpoints -l cluster-name=<c>` then leaves only the PVCs."""
     pvcs = kube.api.get(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")["items"]
     assert len(pvcs) == 7, [p["metadata"]["name"] for p in pvcs]
@@ -137,8 +141,8 @@ def test_uninstall_leaves_what_the_readme_says(kube, release):
     # what the README says may stay (besides the PVCs)
     documented = {"Job": {f"{CLUSTER}-extensions-setup"},
                   "Pod": {f"{CLUSTER}-test"},
-                  "Endpoints": {f"{CLUSTER}-{g}" for g in GROUPS} | {
-                      f"{CLUSTER}-{g}-config" for g in GROUPS}}
+                  "Endpoints": {f"{CLUSTER}-{g}{suffix}" for g in GROUPS
+                                for suffix in ("", "-config", "-sync", "-failover")}}
 
     def undocumented():
         bad = []
@@ -152,7 +156,15 @@ def test_uninstall_leaves_what_the_readme_says(kube, release):
                     bad.append(f"{kind} {name} (without the cluster-name label)")
         return bad
     # garbage collection (Endpoints of deleted Services) takes moments
-    wait_for("only documented leftovers", lambda: not undocumented(), 60, 2)
+    seen = []
+
+    def none_undocumented():
+        seen[:] = undocumented()
+        return not seen
+    try:
+        wait_for("only documented leftovers", none_undocumented, 60, 2)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; undocumented: {seen}") from None
     left = leftovers()
     print("after helm uninstall:", {k: sorted(o["metadata"]["name"] for o in v)
                                     for k, v in left.items()})

@@ -13,6 +13,48 @@
 enum dcs_type { DCS_KUBERNETES, DCS_ETCD3 };
 enum sync_mode { SYNC_OFF, SYNC_ON, SYNC_QUORUM };
 enum ssl_mode { SSL_MODE_PREFER, SSL_MODE_REQUIRE, SSL_MODE_VERIFY_CA, SSL_MODE_VERIFY_FULL };
+enum backup_repo { BACKUP_REPO_NONE, BACKUP_REPO_S3, BACKUP_REPO_POSIX };
+enum restore_target_kind { RESTORE_TARGET_NAME, RESTORE_TARGET_TIME, RESTORE_TARGET_LATEST };
+
+/* One pgBackRest repository as citus-init sees it (docs/backups.md): where it is and the
+ * secrets read from its secret directory. The S3 endpoint, bucket, region, style and CA are
+ * in struct backup_config: one object store for our repository and a restore's source. */
+struct backup_repo_ref {
+    char *path;          /* BACKUP_REPO_PATH / RESTORE_REPO_PATH: absolute */
+    char *secret_dir;    /* BACKUP_SECRET_DIR / RESTORE_SECRET_DIR */
+    char *s3_key;        /* secret: s3-key (s3 only) */
+    char *s3_key_secret; /* secret: s3-key-secret (s3 only) */
+    char *cipher_pass;   /* secret: cipher-pass (with encryption); NULL without */
+};
+
+/* Backups, restore points and restore (docs/backups.md). All zero (BACKUP_REPO_NONE) when
+ * backups are off; then nothing else here is set. */
+struct backup_config {
+    enum backup_repo repo;
+    struct backup_repo_ref own;    /* our repository: archive, backups, catalogue */
+    char *stanza;                  /* derived: CLUSTER_NAME-group */
+    char *s3_endpoint;             /* host or host:port */
+    char *s3_bucket;
+    char *s3_region;
+    bool s3_uri_style_path;        /* BACKUP_S3_URI_STYLE=path */
+    char *s3_ca_file;              /* NULL: the system's CAs */
+    bool s3_verify_tls;
+    bool encryption;               /* BACKUP_ENCRYPTION: aes-256-cbc with own.cipher_pass */
+    char *full_schedule;           /* validated cron text (cron.h); NULL when off */
+    char *diff_schedule;           /* NULL when off */
+    int retention_full;
+    int process_max;
+    char *compress_type;           /* zst, lz4, gz, none */
+    int archive_timeout;           /* seconds, 0 off */
+    int restore_point_interval;    /* seconds, 0 off; used on the Citus coordinator only */
+
+    /* restore (RESTORE_FROM_CLUSTER set): bootstrap from the source's stanza */
+    char *restore_from_cluster;    /* NULL: an ordinary bootstrap */
+    char *restore_stanza;          /* derived: RESTORE_FROM_CLUSTER-group */
+    enum restore_target_kind restore_target_kind;
+    char *restore_target;          /* the name or the RFC 3339 time as given; NULL for latest */
+    struct backup_repo_ref source; /* RESTORE_REPO_PATH / RESTORE_SECRET_DIR, defaulting to own */
+};
 
 struct extension_spec {
     char *name;   /* validated identifier */
@@ -98,6 +140,9 @@ struct config {
     int extensions_retry_delay;
     int leader_poll_interval_ms;
     char *coordinator_host;           /* extensions --wait only; NULL when unset */
+
+    /* backups and restore (docs/backups.md) */
+    struct backup_config backup;
 
     /* supervision and logs */
     int shutdown_deadline;

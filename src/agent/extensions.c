@@ -71,6 +71,8 @@ struct ext_run {
     bool connected_once;     /* for the give-up message: unreachable, or reachable but not ready */
     bool database_ready;     /* CITUS_DATABASE known to exist (or not ours to create) */
     double next_delay;
+    int failures;            /* failed attempts that count against max_attempts */
+    double started_at;       /* ev_now when the run began: bounds the expected waits */
     char *last_error;        /* last transient error, for the give-up message */
     char where[300];         /* "local socket /var/run/postgresql" or "coordinator h:p" */
 };
@@ -276,21 +278,47 @@ static void finish(struct ext_run *r, enum ext_run_result result)
         r->done(result, r->ctx);
 }
 
-/* A failure worth retrying: close, and try again after the (growing) delay, or give up. */
-static void transient_failure(struct ext_run *r, const char *what)
+/* States a new primary passes through on its way up, which end by themselves within
+ * seconds: the server still starting or in recovery, the database or citus not created yet
+ * (Patroni's post_bootstrap creates them right after the first promotion). */
+static bool expected_wait(const struct ext_run *r, const char *msg)
+{
+    if (strstr(msg, "the database system is starting up") ||
+        strstr(msg, "the database system is not yet accepting connections"))
+        return true;
+    /* FATAL: database "citus" does not exist, on our own socket: post_bootstrap's CREATE
+     * DATABASE has not run yet. */
+    return r->opts.target == EXT_TARGET_LOCAL_SOCKET && strstr(msg, "database \"") &&
+           strstr(msg, "\" does not exist");
+}
+
+/* A failure worth retrying: close, and try again after a delay, or give up. Expected waits
+ * (expected_wait, or `expected` from the caller) are retried every first_retry seconds,
+ * without growing and without counting as attempts, for as long as the run's budget
+ * (max_attempts x retry_delay) lasts: a fresh coordinator is served the moment it can be.
+ * Anything else backs off (doubling up to retry_delay) and counts against max_attempts. */
+static void retry_after_failure(struct ext_run *r, const char *what, bool expected)
 {
     char *msg = one_line(what);
     bool repeated = r->last_error && strcmp(r->last_error, msg) == 0;
+    expected = expected || expected_wait(r, msg);
     free(r->last_error);
     r->last_error = msg;
     close_conn(r);
-    if (r->attempt >= r->opts.max_attempts) {
+    double budget = r->opts.max_attempts * r->opts.retry_delay;
+    if (expected ? ev_now(r->loop) - r->started_at >= budget
+                 : ++r->failures >= r->opts.max_attempts) {
         finish(r, EXT_RUN_GAVE_UP);
         return;
     }
+    double delay = r->next_delay;
+    if (expected)
+        delay = r->opts.first_retry > 0 && r->opts.first_retry < r->opts.retry_delay
+                    ? r->opts.first_retry
+                    : r->opts.retry_delay;
     char sa[24], sd[32];
     snprintf(sa, sizeof sa, "%d", r->attempt);
-    snprintf(sd, sizeof sd, "%.0f", r->next_delay * 1000);
+    snprintf(sd, sizeof sd, "%.0f", delay * 1000);
     /* Starting servers refuse connections many times in a row: say it once, then quietly. */
     if (repeated)
         log_debug("extensions: not ready, will retry", "target", r->where, "attempt", sa,
@@ -299,11 +327,18 @@ static void transient_failure(struct ext_run *r, const char *what)
         log_info("extensions: not ready, will retry", "target", r->where, "attempt", sa,
                  "retry_in_ms", sd, "error", msg, NULL);
     r->state = ST_IDLE;
-    ev_timer_set(&r->timer, r->next_delay, 0.);
+    ev_timer_set(&r->timer, delay, 0.);
     ev_timer_start(r->loop, &r->timer);
+    if (expected)
+        return;
     r->next_delay *= 2;
     if (r->next_delay > r->opts.retry_delay)
         r->next_delay = r->opts.retry_delay;
+}
+
+static void transient_failure(struct ext_run *r, const char *what)
+{
+    retry_after_failure(r, what, false);
 }
 
 static bool send_query(struct ext_run *r, const char *sql, const char *param)
@@ -556,14 +591,14 @@ static void handle_result(struct ext_run *r, PGresult *res)
     switch (r->state) {
     case ST_RECOVERY:
         if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
-            transient_failure(r, "server is still in recovery (promotion not finished)");
+            retry_after_failure(r, "server is still in recovery (promotion not finished)", true);
             return;
         }
         /* Citus propagates only extensions created after itself (and records them for
          * workers added later): on a new coordinator, let Patroni create citus first. */
         if (r->cfg->citus_enabled && strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-            transient_failure(r, "the citus extension does not exist yet (Patroni creates it "
-                                 "after the first promotion)");
+            retry_after_failure(r, "the citus extension does not exist yet (Patroni creates "
+                                   "it after the first promotion)", true);
             return;
         }
         if (!send_app_role(r)) {
@@ -622,7 +657,7 @@ static void handle_result(struct ext_run *r, PGresult *res)
     }
     case ST_DB_LOOKUP:
         if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
-            transient_failure(r, "server is still in recovery (promotion not finished)");
+            retry_after_failure(r, "server is still in recovery (promotion not finished)", true);
             return;
         }
         if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
@@ -794,6 +829,7 @@ struct ext_run *extensions_run_start(struct ev_loop *loop, const struct config *
                         : r->opts.retry_delay;
     r->done = done;
     r->ctx = ctx;
+    r->started_at = ev_now(loop);
     /* With Citus, Patroni creates the database; the Job only ever uses it. */
     r->database_ready = opts->target != EXT_TARGET_LOCAL_SOCKET || cfg->citus_enabled;
     r->count = list->count;
@@ -909,10 +945,11 @@ int extensions_oneshot(const struct config *cfg)
     } else if (o.result == EXT_RUN_ALL_PRESENT) {
         status = 0;
     } else if (o.result == EXT_RUN_GAVE_UP) {
-        fprintf(stderr, "error: coordinator %s:%d %s after %d attempts (last error: %s)\n",
+        fprintf(stderr, "error: coordinator %s:%d %s after %d attempts in %.0f s (last error: "
+                "%s)\n",
                 cfg->coordinator_host, cfg->pg_port,
                 run->connected_once ? "not ready" : "not reachable", run->attempt,
-                run->last_error ? run->last_error : "-");
+                ev_now(loop) - run->started_at, run->last_error ? run->last_error : "-");
         status = 1;
     } else {
         fprintf(stderr, "error: some extensions could not be created (see above)\n");

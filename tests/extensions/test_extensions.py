@@ -8,6 +8,7 @@ creates a `citus` database).
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -232,8 +233,81 @@ def test_oneshot_unreachable_coordinator_fails_clearly(citus_init, net, workdir)
     host = net.ip(250)  # nothing listens there
     rc, out, err = oneshot(citus_init, host, "postgis", secrets, attempts=2, delay=1)
     assert rc != 0
-    assert f"coordinator {host}:5432 not reachable after 2 attempts (last error:" in err, err
+    assert f"coordinator {host}:5432 not reachable after 2 attempts in " in err, err
     assert password not in out + err
+
+
+class Standby:
+    """A bare PostgreSQL server held in recovery (standby.signal, no primary), promoted on
+    demand: a coordinator on its way up, as the Job and a new leader meet it."""
+
+    def __init__(self, workdir, ip, password):
+        self.ip = ip
+        self.dir = workdir / f"standby-{ip}"
+        self.data = self.dir / "data"
+        self.dir.mkdir()
+        pwfile = self.dir / "pw"
+        pwfile.write_text(password)
+        for p in (self.dir, pwfile):
+            shutil.chown(p, "postgres", "postgres")
+        self._as_postgres(["initdb", "-D", str(self.data), "-U", "postgres", "--pwfile", str(pwfile),
+                           "--auth-host", "scram-sha-256", "--auth-local", "trust"])
+        (self.data / "standby.signal").touch()
+        shutil.chown(self.data / "standby.signal", "postgres", "postgres")
+        self._as_postgres(["pg_ctl", "-D", str(self.data), "-w", "-l", str(self.dir / "log"),
+                           "-o", f"-c listen_addresses={ip} -c unix_socket_directories={self.dir}",
+                           "start"])
+
+    def _as_postgres(self, argv):
+        tool = str(cluster.paths.pg_bin_dir() / argv[0])
+        subprocess.run(["runuser", "-u", "postgres", "--", tool, *argv[1:]], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def promote(self):
+        self._as_postgres(["pg_ctl", "-D", str(self.data), "-w", "promote"])
+
+    def stop(self):
+        if (self.data / "postmaster.pid").exists():
+            self._as_postgres(["pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+
+
+def test_oneshot_waits_for_a_coordinator_in_recovery_beyond_its_attempts(citus_init, net, workdir):
+    """A coordinator still in recovery is an expected wait, bounded by attempts x delay in time,
+    not a failed attempt: with 2 attempts 3 s apart, the Job is still waiting after its second
+    try and succeeds once the server is promoted (it used to give up at the second try)."""
+    secrets = workdir / "job-secrets-3"
+    secrets.mkdir(exist_ok=True)
+    password = "job-" + os.urandom(6).hex()
+    (secrets / "superuser-password").write_text(password)
+    standby = Standby(workdir, net.ip(251), password)
+    try:
+        env = {"PATH": os.environ["PATH"], "COORDINATOR_HOST": standby.ip, "CITUS_DATABASE": "postgres",
+               "SECRETS_DIR": str(secrets), "EXTENSIONS": "citext", "SSL_ENABLED": "false",
+               "LOG_LEVEL": "debug", "EXTENSIONS_MAX_ATTEMPTS": "2", "EXTENSIONS_RETRY_DELAY": "3"}
+        job = subprocess.Popen([str(citus_init), "extensions", "--wait"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            waits = 0
+            err_lines = []
+            for line in job.stderr:
+                err_lines.append(line)
+                if "will retry" in line and "still in recovery" in line:
+                    waits += 1
+                    if waits == 2:  # past the point where 2 attempts used to give up
+                        standby.promote()
+                        break
+            out, rest = job.communicate(timeout=60)
+        finally:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+        err = "".join(err_lines) + rest
+        assert waits == 2, err
+        assert job.returncode == 0, err
+        assert "citext" in out, out
+        assert password not in out + err
+    finally:
+        standby.stop()
 
 
 # ---------------------------------------------------------------- promotions

@@ -33,7 +33,9 @@ struct backup_config {
     enum backup_repo repo;
     struct backup_repo_ref own;    /* our repository: archive, backups, catalogue */
     char *stanza;                  /* derived: CLUSTER_NAME-group */
-    char *s3_endpoint;             /* host or host:port */
+    char *s3_endpoint;             /* host or host:port, as given */
+    char *s3_host;                 /* derived: the endpoint's host */
+    int s3_port;                   /* derived: the endpoint's port; 0 when not given (443) */
     char *s3_bucket;
     char *s3_region;
     bool s3_uri_style_path;        /* BACKUP_S3_URI_STYLE=path */
@@ -54,6 +56,10 @@ struct backup_config {
     enum restore_target_kind restore_target_kind;
     char *restore_target;          /* the name or the RFC 3339 time as given; NULL for latest */
     struct backup_repo_ref source; /* RESTORE_REPO_PATH / RESTORE_SECRET_DIR, defaulting to own */
+
+    /* Not read by config_load: set by the caller that renders (pod.c) to citus-init's own
+     * absolute path, the command of Patroni's restore bootstrap; freed by config_free. */
+    char *self_exe;
 };
 
 struct extension_spec {
@@ -165,8 +171,11 @@ const char *env_lookup_process(const char *name, void *ctx);
 int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn env, void *env_ctx,
                 struct diag *d);
 /* The agent's configuration (`citus-init agent`): config_load for CONFIG_POD, except that
- * the three passwords come from env alone (the agent runs as the postgres user and PID 1
- * hands them over on its stdin), never from SECRETS_DIR. */
+ * the passwords come from env alone (the agent runs as the postgres user and PID 1 hands
+ * them over on its stdin), never from SECRETS_DIR; so do the repositories' secrets, as
+ * BACKUP_S3_KEY, BACKUP_S3_KEY_SECRET, BACKUP_CIPHER_PASS and RESTORE_S3_KEY,
+ * RESTORE_S3_KEY_SECRET, RESTORE_CIPHER_PASS (never from BACKUP_SECRET_DIR or
+ * RESTORE_SECRET_DIR). */
 int config_load_agent(struct config *cfg, env_lookup_fn env, void *env_ctx, struct diag *d);
 void config_free(struct config *cfg);
 
@@ -189,6 +198,8 @@ int extension_list_parse(struct extension_list *list, const char *text, const ch
 int extension_list_load_file(struct extension_list *list, const char *path, struct diag *d);
 void extension_list_free(struct extension_list *list);
 bool extension_name_valid(const char *name);
+/* A restore point name: 1-63 of A-Z, a-z, 0-9, '_', '.' and '-' (docs/backups.md). */
+bool restore_point_name_valid(const char *name);
 
 const char *ssl_mode_name(enum ssl_mode mode);
 

@@ -4,6 +4,7 @@
  * secret) and say what is expected. */
 #include "config.h"
 
+#include "cron.h"
 #include "input.h"
 #include "xalloc.h"
 
@@ -258,7 +259,8 @@ static char *take_path(struct loader *ld, const char *name, const char *def)
 /* Integers are plain decimal numbers: digits without '+', without leading zeros (but "0"),
  * '-' only before a non-zero number (out of range where negatives are not allowed). Returns
  * false after reporting a problem (out keeps def): derived checks then stay quiet. */
-static bool take_int(struct loader *ld, const char *name, int def, int min, int max, int *out)
+static bool take_int_ranged(struct loader *ld, const char *name, int def, int min, int max,
+                            bool zero_is_off, int *out)
 {
     *out = def;
     const char *v = raw(ld, name);
@@ -266,9 +268,11 @@ static bool take_int(struct loader *ld, const char *name, int def, int min, int 
         return true;
     char expected[96], b[SHOW_MAX];
     if (max == INT_MAX)
-        snprintf(expected, sizeof(expected), "an integer >= %d", min);
+        snprintf(expected, sizeof(expected), "%san integer >= %d", zero_is_off ? "0 (off) or " : "",
+                 min);
     else
-        snprintf(expected, sizeof(expected), "an integer from %d to %d", min, max);
+        snprintf(expected, sizeof(expected), "%san integer from %d to %d",
+                 zero_is_off ? "0 (off) or " : "", min, max);
 
     const char *p = v + (*v == '-' || *v == '+');
     bool digits = *p != '\0';
@@ -286,12 +290,17 @@ static bool take_int(struct loader *ld, const char *name, int def, int min, int 
     }
     errno = 0;
     long long n = strtoll(v, NULL, 10);
-    if (errno == ERANGE || n < min || n > max) {
+    if (errno == ERANGE || ((n < min || n > max) && !(zero_is_off && n == 0))) {
         diag_error(ld->d, "%s: \"%s\" is out of range; expected %s", name, show(b, v), expected);
         return false;
     }
     *out = (int)n;
     return true;
+}
+
+static bool take_int(struct loader *ld, const char *name, int def, int min, int max, int *out)
+{
+    return take_int_ranged(ld, name, def, min, max, false, out);
 }
 
 int config_int_setting(const char *name, int def, int min, int max, int *out, struct diag *d)
@@ -347,6 +356,9 @@ static void free_secret(char *s)
         input_free_wiped(s, strlen(s));
 }
 
+static char *read_secret_file(struct loader *ld, const char *path, const char *what,
+                              const char *fallback, bool *missing);
+
 /* Password from SECRETS_DIR/<KEY variable>; the env variable only when the file does not
  * exist. `what` names the secret in messages ("superuser password"). */
 static char *take_secret(struct loader *ld, const char *secrets_dir, const char *key_var,
@@ -377,19 +389,9 @@ static char *take_secret(struct loader *ld, const char *secrets_dir, const char 
     char *path = xasprintf("%s/%s", secrets_dir, key);
     free(key);
 
-    char *text = NULL;
-    size_t len = 0;
-    /* Only a file that is not there at all lets the variable in: a dangling symlink, a
-     * directory or an unreadable file is a broken mount, never masked by the fallback. */
-    struct stat st;
-    int err = lstat(path, &st) < 0 ? errno : input_read_file(path, SECRET_MAX_BYTES, &text, &len);
-    if (err == ENOENT && lstat(path, &st) == 0) {
-        diag_error(ld->d, "%s: is a symbolic link to nothing; expected a file with the %s (%s "
-                   "is used only when no such file exists)", path, what, env_var);
-        free(path);
-        return NULL;
-    }
-    if (err == ENOENT) {
+    bool missing = false;
+    char *text = read_secret_file(ld, path, what, env_var, &missing);
+    if (missing) {
         const char *v = raw(ld, env_var);
         if (!v) {
             diag_error(ld->d, "%s: not set and %s does not exist; expected the %s in that file "
@@ -400,8 +402,38 @@ static char *take_secret(struct loader *ld, const char *secrets_dir, const char 
         } else {
             text = xstrdup(v);
         }
-        free(path);
-        return text;
+    }
+    free(path);
+    return text;
+}
+
+/* A secret file by the rules of the password files: a readable regular file of at most
+ * SECRET_MAX_BYTES of UTF-8 text without NUL bytes, not empty once one line end at its very
+ * end ("\n" or "\r\n") is removed. *missing is set (nothing reported) when there is no entry
+ * of that name at all; a dangling symbolic link, a directory or an unreadable file is an
+ * error. `fallback` names what a missing file lets in (NULL: nothing). The text, or NULL. */
+static char *read_secret_file(struct loader *ld, const char *path, const char *what,
+                              const char *fallback, bool *missing)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *missing = false;
+    /* Only a file that is not there at all lets the variable in: a dangling symlink, a
+     * directory or an unreadable file is a broken mount, never masked by the fallback. */
+    struct stat st;
+    int err = lstat(path, &st) < 0 ? errno : input_read_file(path, SECRET_MAX_BYTES, &text, &len);
+    if (err == ENOENT && lstat(path, &st) == 0) {
+        if (fallback)
+            diag_error(ld->d, "%s: is a symbolic link to nothing; expected a file with the %s "
+                       "(%s is used only when no such file exists)", path, what, fallback);
+        else
+            diag_error(ld->d, "%s: is a symbolic link to nothing; expected a file with the %s",
+                       path, what);
+        return NULL;
+    }
+    if (err == ENOENT) {
+        *missing = true;
+        return NULL;
     }
     if (err == EFBIG) {
         diag_error(ld->d, "%s: file is larger than %d bytes; expected the %s", path,
@@ -427,12 +459,10 @@ static char *take_secret(struct loader *ld, const char *secrets_dir, const char 
             diag_error(ld->d, "%s: file is not valid UTF-8; expected the %s as UTF-8 text", path,
                        what);
         } else {
-            free(path);
             return text;
         }
         input_free_wiped(text, len);
     }
-    free(path);
     return NULL;
 }
 
@@ -1016,6 +1046,414 @@ static void load_logging(struct loader *ld, struct config *cfg)
                    "warn, error", show(b, v));
 }
 
+/* ---- backups (docs/backups.md) ----------------------------------------------------------- */
+
+#define CIPHER_PASS_MIN_BYTES 20
+#define RESTORE_POINT_NAME_MAX 63
+
+/* A path pgBackRest reads from its configuration file: it refuses "//", and a trailing '/'
+ * would double in the paths joined to it (the catalogue); a space at the end would be dropped
+ * by pgBackRest's reader. false after reporting. */
+static bool check_conf_path(struct loader *ld, const char *name, const char *value)
+{
+    if (!value)
+        return false;
+    size_t n = strlen(value);
+    const char *why = NULL;
+    if (strstr(value, "//"))
+        why = "holds //";
+    else if (n > 1 && value[n - 1] == '/')
+        why = "ends with /";
+    else if (value[n - 1] == ' ' || value[n - 1] == '\t')
+        why = "ends with white space, which pgBackRest's configuration file drops";
+    if (!why)
+        return true;
+    char b[SHOW_MAX];
+    diag_error(ld->d, "%s: \"%s\" %s; expected an absolute path without // and without a "
+               "trailing / or space (it goes into pgBackRest's configuration)", name,
+               show(b, value), why);
+    return false;
+}
+
+/* An enumerated value (case-insensitive): the index into names, def when unset; -1 after
+ * reporting an unknown value. */
+static int take_enum(struct loader *ld, const char *name, const char *const *names, int def,
+                     const char *expected)
+{
+    const char *v = raw(ld, name);
+    if (!v)
+        return def;
+    for (int i = 0; names[i]; i++)
+        if (strcasecmp(v, names[i]) == 0)
+            return i;
+    char b[SHOW_MAX];
+    diag_error(ld->d, "%s: \"%s\" is not a known value; expected %s", name, show(b, v), expected);
+    return -1;
+}
+
+/* One secret of a repository: the file dir/file (PID 1), or the agent's stdin entry
+ * `handover`. Beyond the password files' rules it must be one line without white space at
+ * either end: pgBackRest's configuration file holds it as key=value on one line and trims it.
+ * `why` says why it is needed ("BACKUP_REPO is s3"). */
+static char *take_repo_secret(struct loader *ld, const char *dir, const char *file,
+                              const char *handover, const char *what, const char *why)
+{
+    if (ld->secrets_from_env) {
+        const char *v = raw(ld, handover);
+        if (!v)
+            diag_error(ld->d, "%s: not handed over on the agent's stdin; expected the %s from "
+                       "citus-init (PID 1), which starts the agent", handover, what);
+        return v ? xstrdup(v) : NULL;
+    }
+    if (!dir)
+        return NULL; /* the directory's variable was reported */
+    char *path = xasprintf("%s/%s", dir, file);
+    bool missing = false;
+    char *text = read_secret_file(ld, path, what, NULL, &missing);
+    bool bad = text != NULL;
+    if (missing)
+        diag_error(ld->d, "%s: does not exist; expected the %s in that file (%s)", path, what,
+                   why);
+    else if (!text)
+        ; /* reported by read_secret_file */
+    else if (strpbrk(text, "\r\n"))
+        diag_error(ld->d, "%s: holds a line break; expected the %s on one line", path, what);
+    else if (strchr(" \t", text[0]) || strchr(" \t", text[strlen(text) - 1]))
+        diag_error(ld->d, "%s: starts or ends with a space or tab; expected the %s without them "
+                   "(pgBackRest's configuration file drops them)", path, what);
+    else if (strcmp(file, "cipher-pass") == 0 && strlen(text) < CIPHER_PASS_MIN_BYTES)
+        diag_error(ld->d, "%s: is shorter than %d bytes; expected a %s of at least %d bytes",
+                   path, CIPHER_PASS_MIN_BYTES, what, CIPHER_PASS_MIN_BYTES);
+    else
+        bad = false;
+    if (bad) {
+        input_free_wiped(text, strlen(text));
+        text = NULL;
+    }
+    free(path);
+    return text;
+}
+
+/* S3 bucket names: 3-63 of a-z, 0-9, '.' and '-', starting and ending with a letter or digit,
+ * no "..", not an IPv4 address. */
+static bool is_bucket_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 3 || n > 63 || strstr(s, "..") || is_ip_address(s))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && ((i == 0 || i == n - 1) || !(c == '.' || c == '-')))
+            return false;
+    }
+    return true;
+}
+
+/* BACKUP_S3_ENDPOINT: host or host:port (port 1-65535, plain decimal), no scheme; the host a
+ * DNS name or an IPv4 address. Fills s3_host and s3_port (0: https' default). */
+static void load_s3_endpoint(struct loader *ld, struct backup_config *bk)
+{
+    char b[SHOW_MAX];
+    bk->s3_endpoint = take_required(ld, "BACKUP_S3_ENDPOINT", "the S3 endpoint host or "
+                                    "host:port (no scheme) because BACKUP_REPO is s3");
+    const char *v = bk->s3_endpoint;
+    if (!v)
+        return;
+    if (strstr(v, "://")) {
+        diag_error(ld->d, "BACKUP_S3_ENDPOINT: \"%s\" has a scheme; expected only host or "
+                   "host:port (the connection is always https)", show(b, v));
+        return;
+    }
+    const char *colon = strchr(v, ':');
+    char *host = colon ? xasprintf("%.*s", (int)(colon - v), v) : xstrdup(v);
+    bool ok = is_dns_name(host, false) || (is_ip_address(host) && !strchr(host, ':'));
+    int port = 0;
+    if (ok && colon) {
+        const char *p = colon + 1;
+        ok = *p && *p != '0' && strlen(p) <= 5;
+        for (; ok && *p; p++) {
+            ok = *p >= '0' && *p <= '9';
+            port = port * 10 + (*p - '0');
+        }
+        ok = ok && port >= 1 && port <= 65535;
+    }
+    if (!ok) {
+        diag_error(ld->d, "BACKUP_S3_ENDPOINT: \"%s\" is not host or host:port; expected a DNS "
+                   "name or IPv4 address, optionally with a port from 1 to 65535", show(b, v));
+        free(host);
+        return;
+    }
+    bk->s3_host = host;
+    bk->s3_port = port;
+}
+
+static void load_s3(struct loader *ld, struct backup_config *bk)
+{
+    char b[SHOW_MAX];
+    load_s3_endpoint(ld, bk);
+    bk->s3_bucket = take_required(ld, "BACKUP_S3_BUCKET", "the bucket name because BACKUP_REPO "
+                                  "is s3");
+    if (bk->s3_bucket && !is_bucket_name(bk->s3_bucket)) {
+        diag_error(ld->d, "BACKUP_S3_BUCKET: \"%s\" is not a valid bucket name; expected 3-63 "
+                   "lowercase letters, digits, '.' and '-', starting and ending with a letter "
+                   "or digit", show(b, bk->s3_bucket));
+    }
+    bk->s3_region = take_str(ld, "BACKUP_S3_REGION", "us-east-1");
+    if (bk->s3_region && !is_label_name(bk->s3_region, false))
+        diag_error(ld->d, "BACKUP_S3_REGION: \"%s\" is not a region name; expected letters, "
+                   "digits, '-', '_' and '.', at most 63, e.g. us-east-1", show(b, bk->s3_region));
+    static const char *const styles[] = {"host", "path", NULL};
+    bk->s3_uri_style_path = take_enum(ld, "BACKUP_S3_URI_STYLE", styles, 0, "host or path") == 1;
+    bk->s3_ca_file = take_path(ld, "BACKUP_S3_CA_FILE", NULL);
+    if (bk->s3_ca_file)
+        check_conf_path(ld, "BACKUP_S3_CA_FILE", bk->s3_ca_file);
+    take_bool(ld, "BACKUP_S3_VERIFY_TLS", true, &bk->s3_verify_tls);
+}
+
+/* The repository's secrets (s3-key, s3-key-secret with s3; cipher-pass with encryption). */
+static void load_repo_secrets(struct loader *ld, const struct backup_config *bk,
+                              struct backup_repo_ref *ref, const char *prefix)
+{
+    char *names[3];
+    for (size_t i = 0; i < 3; i++)
+        names[i] = xasprintf("%s_%s", prefix, (const char *[]){"S3_KEY", "S3_KEY_SECRET",
+                                                                "CIPHER_PASS"}[i]);
+    if (bk->repo == BACKUP_REPO_S3) {
+        ref->s3_key = take_repo_secret(ld, ref->secret_dir, "s3-key", names[0],
+                                       "S3 access key id", "BACKUP_REPO is s3");
+        ref->s3_key_secret = take_repo_secret(ld, ref->secret_dir, "s3-key-secret", names[1],
+                                              "S3 secret access key", "BACKUP_REPO is s3");
+    }
+    if (bk->encryption)
+        ref->cipher_pass = take_repo_secret(ld, ref->secret_dir, "cipher-pass", names[2],
+                                            "repository encryption passphrase",
+                                            "BACKUP_ENCRYPTION is true");
+    for (size_t i = 0; i < 3; i++)
+        free(names[i]);
+}
+
+/* BACKUP_*_SCHEDULE: five cron fields (cron.h), or off (NULL). */
+static char *take_schedule(struct loader *ld, const char *name, const char *def)
+{
+    char *v = take_str(ld, name, def);
+    if (!v || strcasecmp(v, "off") == 0) {
+        free(v);
+        return NULL;
+    }
+    struct cron c;
+    char err[200], b[SHOW_MAX];
+    if (cron_parse(v, &c, err, sizeof err) < 0) {
+        diag_error(ld->d, "%s: \"%s\" is not a schedule: %s; expected five cron fields "
+                   "(minute hour day-of-month month day-of-week, UTC) or off", name, show(b, v),
+                   err);
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Two digits at s within lo..hi. */
+static bool two_digits(const char *s, int lo, int hi, int *out)
+{
+    if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+        return false;
+    *out = (s[0] - '0') * 10 + (s[1] - '0');
+    return *out >= lo && *out <= hi;
+}
+
+/* YYYY-MM-DDTHH:MM:SS: the shape only (digits and separators). */
+static bool looks_like_time(const char *s)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    for (size_t i = 0; i < sizeof shape - 1; i++) {
+        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+            return false;
+    }
+    return true;
+}
+
+/* An RFC 3339 UTC time: YYYY-MM-DDTHH:MM:SS followed by Z or +00:00, a real date. */
+static bool is_utc_time(const char *s)
+{
+    if (!looks_like_time(s) || (strcmp(s + 19, "Z") != 0 && strcmp(s + 19, "+00:00") != 0))
+        return false;
+    int year = atoi(s), month, day, hour, minute, second;
+    if (year < 1 || !two_digits(s + 5, 1, 12, &month) || !two_digits(s + 8, 1, 31, &day) ||
+        !two_digits(s + 11, 0, 23, &hour) || !two_digits(s + 14, 0, 59, &minute) ||
+        !two_digits(s + 17, 0, 59, &second))
+        return false;
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return day <= days[month - 1] + (month == 2 && leap);
+}
+
+bool restore_point_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > RESTORE_POINT_NAME_MAX)
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void load_restore_target(struct loader *ld, struct backup_config *bk)
+{
+    char b[SHOW_MAX];
+    const char *v = raw(ld, "RESTORE_TARGET");
+    if (!v) {
+        diag_error(ld->d, "RESTORE_TARGET: not set; expected a restore point name, an RFC 3339 "
+                   "UTC time such as 2026-12-02T03:15:00Z, or latest, because "
+                   "RESTORE_FROM_CLUSTER is set");
+        return;
+    }
+    if (strcasecmp(v, "latest") == 0) {
+        bk->restore_target_kind = RESTORE_TARGET_LATEST;
+        return;
+    }
+    if (looks_like_time(v)) {
+        if (!is_utc_time(v)) {
+            diag_error(ld->d, "RESTORE_TARGET: \"%s\" is not a valid UTC time; expected "
+                       "YYYY-MM-DDTHH:MM:SSZ (or +00:00), e.g. 2026-12-02T03:15:00Z",
+                       show(b, v));
+            return;
+        }
+        bk->restore_target_kind = RESTORE_TARGET_TIME;
+        bk->restore_target = xstrdup(v);
+        return;
+    }
+    if (!restore_point_name_valid(v)) {
+        diag_error(ld->d, "RESTORE_TARGET: \"%s\" is not a restore target; expected a restore "
+                   "point name (1-63 of A-Z, a-z, 0-9, '_', '.', '-'), an RFC 3339 UTC time "
+                   "such as 2026-12-02T03:15:00Z, or latest", show(b, v));
+        return;
+    }
+    bk->restore_target_kind = RESTORE_TARGET_NAME;
+    bk->restore_target = xstrdup(v);
+}
+
+/* The variables of a restore; all but the first have no meaning without it. */
+static const char *const restore_variables[] = {"RESTORE_FROM_CLUSTER", "RESTORE_TARGET",
+                                                "RESTORE_REPO_PATH", "RESTORE_SECRET_DIR", NULL};
+static const char *const *const restore_only = restore_variables + 1;
+
+static void load_restore(struct loader *ld, struct config *cfg, struct backup_config *bk)
+{
+    char b[SHOW_MAX];
+    bk->restore_from_cluster = take_str(ld, "RESTORE_FROM_CLUSTER", NULL);
+    if (!bk->restore_from_cluster) {
+        for (size_t i = 0; restore_only[i]; i++)
+            if (raw(ld, restore_only[i]))
+                diag_error(ld->d, "%s: set without RESTORE_FROM_CLUSTER; expected "
+                           "RESTORE_FROM_CLUSTER (the cluster to restore from) too, or neither",
+                           restore_only[i]);
+        return;
+    }
+    if (!is_dns_label(bk->restore_from_cluster)) {
+        diag_error(ld->d, "RESTORE_FROM_CLUSTER: \"%s\" is not a valid cluster name; expected "
+                   "the source's CLUSTER_NAME, a DNS label of lowercase letters, digits and "
+                   "'-', at most 63 characters", show(b, bk->restore_from_cluster));
+    } else if (cfg->purpose == CONFIG_POD) {
+        bk->restore_stanza = xasprintf("%s-%d", bk->restore_from_cluster, cfg->citus_group);
+    }
+    load_restore_target(ld, bk);
+
+    bk->source.path = take_path(ld, "RESTORE_REPO_PATH", bk->own.path);
+    if (bk->source.path && raw(ld, "RESTORE_REPO_PATH"))
+        check_conf_path(ld, "RESTORE_REPO_PATH", bk->source.path);
+    bk->source.secret_dir = take_path(ld, "RESTORE_SECRET_DIR", bk->own.secret_dir);
+    bool same_dir = bk->source.secret_dir && bk->own.secret_dir &&
+                    strcmp(bk->source.secret_dir, bk->own.secret_dir) == 0;
+    if (same_dir) { /* one set of files: read (and reported) once */
+        bk->source.s3_key = xstrdup(bk->own.s3_key);
+        bk->source.s3_key_secret = xstrdup(bk->own.s3_key_secret);
+        bk->source.cipher_pass = xstrdup(bk->own.cipher_pass);
+    } else if (bk->source.secret_dir) {
+        load_repo_secrets(ld, bk, &bk->source, "RESTORE");
+    }
+}
+
+/* BACKUP_REPO and everything it enables (docs/backups.md). With none, nothing else is read,
+ * but a restore asked for is an error: it needs the source's repository. */
+static void load_backup(struct loader *ld, struct config *cfg)
+{
+    struct backup_config *bk = &cfg->backup;
+    static const char *const repos[] = {"none", "s3", "posix", NULL};
+    int repo = take_enum(ld, "BACKUP_REPO", repos, 0, "none, s3 or posix");
+    if (repo <= 0) {
+        if (repo == 0)
+            for (const char *const *v = restore_variables; *v; v++)
+                if (raw(ld, *v))
+                    diag_error(ld->d, "%s: set while BACKUP_REPO is none; expected BACKUP_REPO "
+                               "s3 or posix (the repository to restore from)", *v);
+        return;
+    }
+    bk->repo = repo == 1 ? BACKUP_REPO_S3 : BACKUP_REPO_POSIX;
+    if (cfg->cluster_name && is_dns_label(cfg->cluster_name))
+        bk->stanza = xasprintf("%s-%d", cfg->cluster_name, cfg->citus_group);
+
+    bk->own.path = take_path(ld, "BACKUP_REPO_PATH", "/pgbackrest");
+    if (bk->own.path && !check_conf_path(ld, "BACKUP_REPO_PATH", bk->own.path)) {
+        free(bk->own.path);
+        bk->own.path = NULL;
+    }
+    /* the paths pgBackRest's configuration names: the data directory and the lock directory */
+    if (cfg->pgdata)
+        check_conf_path(ld, "PGDATA", cfg->pgdata);
+    if (cfg->run_dir)
+        check_conf_path(ld, "RUN_DIR", cfg->run_dir);
+    if (bk->repo == BACKUP_REPO_S3)
+        load_s3(ld, bk);
+    bk->own.secret_dir = take_path(ld, "BACKUP_SECRET_DIR", "/etc/citus-init/backup");
+    take_bool(ld, "BACKUP_ENCRYPTION", true, &bk->encryption);
+    load_repo_secrets(ld, bk, &bk->own, "BACKUP");
+
+    bk->full_schedule = take_schedule(ld, "BACKUP_FULL_SCHEDULE", "0 1 * * 0");
+    bk->diff_schedule = take_schedule(ld, "BACKUP_DIFF_SCHEDULE", "0 1 * * 1-6");
+    take_int(ld, "BACKUP_RETENTION_FULL", 2, 1, 9999, &bk->retention_full);
+    take_int(ld, "BACKUP_PROCESS_MAX", 2, 1, 64, &bk->process_max);
+    static const char *const compress[] = {"zst", "lz4", "gz", "none", NULL};
+    int c = take_enum(ld, "BACKUP_COMPRESS_TYPE", compress, 0, "zst, lz4, gz or none");
+    bk->compress_type = xstrdup(compress[c < 0 ? 0 : c]);
+    take_int_ranged(ld, "BACKUP_ARCHIVE_TIMEOUT", 60, 10, 86400, true, &bk->archive_timeout);
+    take_int_ranged(ld, "RESTORE_POINT_INTERVAL", 60, 10, 86400, true,
+                    &bk->restore_point_interval);
+    load_restore(ld, cfg, bk);
+
+    if (bk->repo == BACKUP_REPO_S3 && !bk->s3_verify_tls && !ld->secrets_from_env)
+        diag_warn(ld->d, "BACKUP_S3_VERIFY_TLS: false; the S3 endpoint's certificate is not "
+                  "verified, so whoever can intercept the connection can read the credentials "
+                  "and change or delete the backups; expected true outside tests");
+}
+
+static void free_repo_ref(struct backup_repo_ref *r)
+{
+    free(r->path);
+    free(r->secret_dir);
+    free_secret(r->s3_key);
+    free_secret(r->s3_key_secret);
+    free_secret(r->cipher_pass);
+    memset(r, 0, sizeof *r);
+}
+
+static void free_backup(struct backup_config *bk)
+{
+    free_repo_ref(&bk->own);
+    free_repo_ref(&bk->source);
+    char **strings[] = {&bk->stanza, &bk->s3_endpoint, &bk->s3_host, &bk->s3_bucket,
+                        &bk->s3_region, &bk->s3_ca_file, &bk->full_schedule, &bk->diff_schedule,
+                        &bk->compress_type, &bk->restore_from_cluster, &bk->restore_stanza,
+                        &bk->restore_target, &bk->self_exe};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+        free(*strings[i]);
+    memset(bk, 0, sizeof *bk);
+}
+
 static int load_all(struct config *cfg, enum config_purpose purpose, struct loader ld);
 
 int config_load(struct config *cfg, enum config_purpose purpose, env_lookup_fn env, void *env_ctx,
@@ -1086,6 +1524,8 @@ static int load_all(struct config *cfg, enum config_purpose purpose, struct load
 
     load_tls(&ld, cfg);
     load_extensions(&ld, cfg);
+    if (purpose == CONFIG_POD)
+        load_backup(&ld, cfg);
 
     if (purpose == CONFIG_POD) {
         bool ok = take_int(&ld, "SHUTDOWN_DEADLINE", 25, 1, INT_MAX, &cfg->shutdown_deadline);
@@ -1135,6 +1575,7 @@ void config_free(struct config *cfg)
     cfg->k8s_labels = NULL;
     cfg->k8s_label_count = 0;
     extension_list_free(&cfg->extensions);
+    free_backup(&cfg->backup);
 }
 
 const char *ssl_mode_name(enum ssl_mode mode)

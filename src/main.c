@@ -14,6 +14,7 @@
 #include "log.h"
 #include "pod.h"
 #include "prepare.h"
+#include "privdrop.h"
 #include "supervise.h"
 
 static const char usage[] =
@@ -23,6 +24,10 @@ static const char usage[] =
     "       citus-init check                 validate, print the Patroni YAML (secrets masked)\n"
     "       citus-init extensions --wait     create the configured extensions on the coordinator\n"
     "       citus-init agent                 the leader duties (started by citus-init itself)\n"
+    "       citus-init backup [--type full|diff|incr]  one backup now, on the group's primary\n"
+    "       citus-init restore-point [NAME]  a cluster-wide restore point, on the coordinator's primary\n"
+    "       citus-init restore-points [--cluster NAME]  the available restore points\n"
+    "       citus-init restore-bootstrap     restore this group from RESTORE_FROM_CLUSTER (Patroni's bootstrap)\n"
     "       citus-init --version | --help\n"
     "Exit status: the command's, 128+signal, 127 not found, 126 not executable,\n"
     "78 configuration problem, 70 internal failure, 64 usage error.\n"
@@ -60,6 +65,39 @@ static int cmd_agent(void)
 {
     struct agent_module agent;
     return agent_module_load(&agent) < 0 ? EXIT_INTERNAL : agent.main();
+}
+
+/* The backup commands: the pod's configuration (secret files included, read while still
+ * root under `kubectl exec`), then RUN_AS_USER like the agent, then the module's command. */
+enum backup_command { CMD_BACKUP, CMD_RESTORE_POINT, CMD_RESTORE_POINTS, CMD_RESTORE_BOOTSTRAP };
+
+static int cmd_backup(enum backup_command which, int argc, char *const *argv)
+{
+    struct agent_module agent;
+    if (agent_module_load(&agent) < 0)
+        return EXIT_INTERNAL;
+    agent_command_fn fns[] = {agent.backup, agent.restore_point, agent.restore_points,
+                              agent.restore_bootstrap};
+    struct config cfg;
+    int rc = pod_load(&cfg, CONFIG_POD, NULL);
+    if (rc == 0 && geteuid() == 0) {
+        struct run_user user = {0};
+        struct diag d;
+        diag_init(&d);
+        if (run_user_lookup(cfg.run_as_user, &user, &d) < 0)
+            rc = EXIT_CONFIG;
+        else if (privdrop_apply(&user, &d) < 0)
+            rc = EXIT_INTERNAL;
+        else if (user.home)
+            setenv("HOME", user.home, 1);
+        log_diag(&d);
+        diag_free(&d);
+        run_user_free(&user);
+    }
+    if (rc == 0)
+        rc = fns[which](&cfg, argc, argv);
+    config_free(&cfg);
+    return rc;
 }
 
 /* The pod's lifecycle; the agent is this very executable (resolved now, before the
@@ -129,6 +167,11 @@ int main(int argc, char **argv)
         return cmd_agent();
     if (strcmp(cmd, "extensions") == 0 && argc == 3 && strcmp(argv[2], "--wait") == 0)
         return cmd_extensions();
+    static const char *const backup_commands[] = {"backup", "restore-point", "restore-points",
+                                                  "restore-bootstrap"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(cmd, backup_commands[i]) == 0)
+            return cmd_backup((enum backup_command)i, argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "supervise") == 0) {
         char *const *child = command_after_dashes(argc, argv, 2);
         if (child)

@@ -10,7 +10,8 @@
  * the agent needs no access to the secret volume.
  *
  * The code is citus-init-agent.so (libcurl, libpq, cJSON); the executable loads it only for
- * `agent` and `extensions --wait`. */
+ * `agent`, `extensions --wait` and the backup commands (backup, restore-point, restore-points,
+ * restore-bootstrap). */
 #ifndef CITUS_INIT_AGENT_H
 #define CITUS_INIT_AGENT_H
 
@@ -26,10 +27,19 @@ int agent_main(void);
 /* Stdin's NUL-terminated NAME=value entries: the value of name, or NULL. Pure, for tests. */
 const char *agent_input_value(const char *input, size_t len, const char *name);
 
-/* The module's entry points, with the signatures this header and extensions.h declare. */
+/* A backup command (backup.h, restorepoint.h): the loaded configuration (the caller has
+ * dropped to RUN_AS_USER) and the arguments after the command's name. Exit status. */
+typedef int (*agent_command_fn)(const struct config *cfg, int argc, char *const *argv);
+
+/* The module's entry points, with the signatures this header, extensions.h, backup.h and
+ * restorepoint.h declare. */
 struct agent_module {
     int (*main)(void);
     int (*oneshot)(const struct config *cfg);
+    agent_command_fn backup;            /* citus-init backup */
+    agent_command_fn restore_point;     /* citus-init restore-point */
+    agent_command_fn restore_points;    /* citus-init restore-points */
+    agent_command_fn restore_bootstrap; /* citus-init restore-bootstrap */
 };
 
 /* Load citus-init-agent.so (module.h). 0, or -1 after logging why. */

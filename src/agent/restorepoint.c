@@ -1,0 +1,638 @@
+/* restorepoint.c: restore points, their listing, and the restore bootstrap (restorepoint.h). */
+#include "restorepoint.h"
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define SEGMENT_LEN 24
+/* The switch and the archiver's progress per group: the coordinator locally, the workers
+ * (every active primary Citus knows, group 0 excluded) through run_command_on_workers. */
+#define SWITCH_SQL "SELECT pg_walfile_name(l) || ' ' || l::text FROM pg_switch_wal() l"
+#define ARCHIVER_SQL                                                                           \
+    "SELECT coalesce(last_archived_wal, '-') || ' ' || coalesce(last_failed_wal, '-') FROM "    \
+    "pg_stat_archiver"
+#define ON_WORKERS(cmd)                                                                        \
+    "SELECT n.groupid, r.nodename || ':' || r.nodeport, r.success, r.result "                 \
+    "FROM run_command_on_workers($cmd$" cmd "$cmd$) r JOIN pg_dist_node n "                    \
+    "ON n.nodename = r.nodename AND n.nodeport = r.nodeport AND n.noderole = 'primary' "      \
+    "WHERE n.groupid <> 0 ORDER BY n.groupid"
+
+/* ------------------------------------------------------------------ pure helpers */
+
+static bool hex_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return true;
+}
+
+bool restorepoint_wal_reached(const char *last, const char *target)
+{
+    if (!last || !target || strlen(target) != SEGMENT_LEN || !hex_digits(target, SEGMENT_LEN))
+        return false;
+    if (strlen(last) < SEGMENT_LEN || !hex_digits(last, SEGMENT_LEN))
+        return false; /* "-" (nothing archived yet), a history file */
+    const char *suffix = last + SEGMENT_LEN;
+    if (*suffix && (*suffix != '.' || strcmp(suffix, ".partial") == 0))
+        return false; /* a partial segment ends a timeline: not the segment itself */
+    /* the timeline (first 8 digits) must be the same; then the names sort like the WAL */
+    return strncmp(last, target, 8) == 0 && strncmp(last, target, SEGMENT_LEN) >= 0;
+}
+
+const struct catalog_entry *restorepoint_latest_at(const struct catalog_list *l, time_t t)
+{
+    const struct catalog_entry *best = NULL;
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].time <= t)
+            best = &l->items[i];
+    return best;
+}
+
+/* ------------------------------------------------------------------ making one */
+
+struct group_wal {
+    int group;
+    char node[160];          /* host:port, "local" for the coordinator */
+    char segment[SEGMENT_LEN + 1];
+    char lsn[32];            /* where the switch ended the segment */
+    char last_archived[64];
+    char last_failed[64];
+    bool reached;
+};
+
+struct groups {
+    struct group_wal *items;
+    size_t count;
+};
+
+static struct group_wal *groups_add(struct groups *g, int group, const char *node)
+{
+    struct group_wal *more = realloc(g->items, (g->count + 1) * sizeof *more);
+    if (!more)
+        abort();
+    g->items = more;
+    struct group_wal *w = &g->items[g->count++];
+    memset(w, 0, sizeof *w);
+    w->group = group;
+    snprintf(w->node, sizeof w->node, "%s", node);
+    return w;
+}
+
+/* "SEGMENT LSN" (the switch's answer) into w; false when it is not that. */
+static bool parse_switch(const char *text, struct group_wal *w)
+{
+    const char *sp = strchr(text, ' ');
+    if (!sp || sp - text != SEGMENT_LEN || !hex_digits(text, SEGMENT_LEN) || strlen(sp + 1) == 0 ||
+        strlen(sp + 1) >= sizeof w->lsn)
+        return false;
+    memcpy(w->segment, text, SEGMENT_LEN);
+    w->segment[SEGMENT_LEN] = '\0';
+    snprintf(w->lsn, sizeof w->lsn, "%s", sp + 1);
+    return true;
+}
+
+/* "LAST_ARCHIVED LAST_FAILED" into w. */
+static void parse_archiver(const char *text, struct group_wal *w)
+{
+    const char *sp = strchr(text, ' ');
+    snprintf(w->last_archived, sizeof w->last_archived, "%.*s",
+             sp ? (int)(sp - text) : (int)strlen(text), text);
+    snprintf(w->last_failed, sizeof w->last_failed, "%s", sp ? sp + 1 : "-");
+    w->reached = restorepoint_wal_reached(w->last_archived, w->segment);
+}
+
+static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *params,
+                       ExecStatusType want, char *err, size_t errlen)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == want)
+        return res;
+    backup_pq_error(conn, res, err, errlen);
+    PQclear(res);
+    return NULL;
+}
+
+/* Switch WAL on every group; fills g. 0, or -1 with err. */
+static int switch_all(PGconn *conn, struct groups *g, char *err, size_t errlen)
+{
+    PGresult *res = query(conn, SWITCH_SQL, 0, NULL, PGRES_TUPLES_OK, err, errlen);
+    if (!res)
+        return -1;
+    struct group_wal *c = groups_add(g, 0, "local");
+    bool ok = PQntuples(res) == 1 && parse_switch(PQgetvalue(res, 0, 0), c);
+    PQclear(res);
+    if (!ok) {
+        snprintf(err, errlen, "pg_switch_wal on the coordinator gave no segment name");
+        return -1;
+    }
+    res = query(conn, ON_WORKERS(SWITCH_SQL), 0, NULL, PGRES_TUPLES_OK, err, errlen);
+    if (!res)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        struct group_wal *w = groups_add(g, atoi(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1));
+        if (strcmp(PQgetvalue(res, i, 2), "t") != 0 || !parse_switch(PQgetvalue(res, i, 3), w)) {
+            snprintf(err, errlen, "pg_switch_wal failed on group %d (%s): %.200s", w->group,
+                     w->node, PQgetvalue(res, i, 3));
+            rc = -1;
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* One look at every group's archiver. true when all have archived their segment; -1 in *rc
+ * on a query error. */
+static bool all_archived(PGconn *conn, struct groups *g, int *rc, char *err, size_t errlen)
+{
+    PGresult *res = query(conn, ARCHIVER_SQL, 0, NULL, PGRES_TUPLES_OK, err, errlen);
+    if (!res) {
+        *rc = -1;
+        return false;
+    }
+    if (PQntuples(res) == 1)
+        parse_archiver(PQgetvalue(res, 0, 0), &g->items[0]);
+    PQclear(res);
+    res = query(conn, ON_WORKERS(ARCHIVER_SQL), 0, NULL, PGRES_TUPLES_OK, err, errlen);
+    if (!res) {
+        *rc = -1;
+        return false;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        int group = atoi(PQgetvalue(res, i, 0));
+        for (size_t k = 1; k < g->count; k++)
+            if (g->items[k].group == group && strcmp(PQgetvalue(res, i, 2), "t") == 0)
+                parse_archiver(PQgetvalue(res, i, 3), &g->items[k]);
+    }
+    PQclear(res);
+    for (size_t k = 0; k < g->count; k++)
+        if (!g->items[k].reached)
+            return false;
+    return true;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *document(const char *name, time_t created, const char *lsn, double pause_ms,
+                      const struct groups *g)
+{
+    char when[32], key[16];
+    catalog_format_time(created, when, sizeof when);
+    cJSON *doc = cJSON_CreateObject(), *groups = cJSON_CreateObject();
+    if (!doc || !groups)
+        abort();
+    cJSON_AddStringToObject(doc, "name", name);
+    cJSON_AddStringToObject(doc, "time", when);
+    cJSON_AddStringToObject(doc, "lsn", lsn);
+    cJSON_AddNumberToObject(doc, "pause_ms", pause_ms);
+    for (size_t i = 0; i < g->count; i++) {
+        snprintf(key, sizeof key, "%d", g->items[i].group);
+        cJSON_AddStringToObject(groups, key, g->items[i].lsn);
+    }
+    cJSON_AddItemToObject(doc, "groups", groups);
+    char *text = cJSON_Print(doc);
+    cJSON_Delete(doc);
+    if (!text)
+        abort();
+    return text;
+}
+
+static bool name_taken(PGconn *conn, const char *name, char *err, size_t errlen, int *rc)
+{
+    const char *p[] = {name};
+    PGresult *res = query(conn, "SELECT 1 FROM citus_init.restore_points WHERE name = $1", 1, p,
+                          PGRES_TUPLES_OK, err, errlen);
+    if (!res) {
+        *rc = -1;
+        return false;
+    }
+    bool taken = PQntuples(res) > 0;
+    PQclear(res);
+    return taken;
+}
+
+static int fail(const char *msg, const char *name, const char *err)
+{
+    log_error(msg, "name", name ? name : "-", "error", err, NULL);
+    return -1;
+}
+
+int restorepoint_create(const struct config *cfg, const char *given,
+                        struct restore_point_outcome *out)
+{
+    char err[512];
+    if (!cfg->citus_enabled || cfg->citus_group != 0)
+        return fail("restore point refused: restore points are made on the Citus coordinator "
+                    "(CITUS_ENABLED=true, CITUS_GROUP=0)", given, "not the coordinator");
+    if (given && !restore_point_name_valid(given))
+        return fail("restore point refused: not a restore point name; expected 1-63 of "
+                    "A-Za-z0-9_.-", given, "invalid name");
+    PGconn *conn = backup_connect_local(cfg, err, sizeof err);
+    if (!conn)
+        return fail("restore point failed: cannot connect to the local PostgreSQL", given, err);
+    int rc = 0;
+    char name[64] = "";
+    time_t created = 0;
+    struct groups g = {0};
+    char *doc = NULL;
+    int primary = backup_is_primary(conn, err, sizeof err);
+    if (primary != 1) {
+        rc = fail("restore point refused: this member is not the coordinator's primary", given,
+                  primary == 0 ? "PostgreSQL is in recovery" : err);
+        goto out;
+    }
+    if (backup_ensure_tables(cfg, conn, true, err, sizeof err) < 0) {
+        rc = fail("restore point failed: citus_init.restore_points cannot be created", given,
+                  err);
+        goto out;
+    }
+    if (given) {
+        snprintf(name, sizeof name, "%s", given);
+        created = time(NULL);
+        if (name_taken(conn, name, err, sizeof err, &rc) || rc < 0) {
+            rc = fail("restore point refused: the name is taken", name,
+                      rc < 0 ? err : "already in citus_init.restore_points");
+            goto out;
+        }
+    } else {
+        /* one per second at most: the names are the seconds */
+        for (int tries = 0;; tries++) {
+            created = time(NULL);
+            catalog_name_for(created, name, sizeof name);
+            if (!name_taken(conn, name, err, sizeof err, &rc) || rc < 0 || tries == 3)
+                break;
+            sleep(1);
+        }
+        if (rc < 0) {
+            rc = fail("restore point failed", name, err);
+            goto out;
+        }
+    }
+
+    const char *p1[] = {name};
+    double t0 = mono_now();
+    PGresult *res = query(conn, "SELECT citus_create_restore_point($1)::text", 1, p1,
+                          PGRES_TUPLES_OK, err, sizeof err);
+    double pause_ms = (mono_now() - t0) * 1000.0;
+    if (!res) {
+        rc = fail("restore point failed: citus_create_restore_point", name, err);
+        goto out;
+    }
+    char lsn[32];
+    snprintf(lsn, sizeof lsn, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    char pause[32], created_s[32];
+    snprintf(pause, sizeof pause, "%.1f", pause_ms);
+    snprintf(created_s, sizeof created_s, "%lld", (long long)created);
+    const char *p2[] = {name, created_s, lsn, pause};
+    res = query(conn,
+                "INSERT INTO citus_init.restore_points (name, created_at, lsn, pause_ms) "
+                "VALUES ($1, to_timestamp($2), $3, $4)",
+                4, p2, PGRES_COMMAND_OK, err, sizeof err);
+    if (!res)
+        log_warn("restore point not recorded in citus_init.restore_points", "name", name, "error",
+                 err, NULL);
+    PQclear(res);
+    log_info("restore point created", "name", name, "pause_ms", pause, "lsn", lsn, NULL);
+
+    double wait_from = mono_now();
+    if (switch_all(conn, &g, err, sizeof err) < 0) {
+        rc = fail("restore point not available: the WAL switch failed", name, err);
+        goto out;
+    }
+    for (;;) {
+        if (all_archived(conn, &g, &rc, err, sizeof err))
+            break;
+        if (rc < 0) {
+            rc = fail("restore point not available: cannot ask the archivers", name, err);
+            goto out;
+        }
+        if (mono_now() - wait_from > RESTORE_POINT_ARCHIVE_WAIT_S) {
+            for (size_t k = 0; k < g.count; k++) {
+                if (g.items[k].reached)
+                    continue;
+                char group[16], waited[16];
+                snprintf(group, sizeof group, "%d", g.items[k].group);
+                snprintf(waited, sizeof waited, "%d", RESTORE_POINT_ARCHIVE_WAIT_S);
+                log_error("restore point not available: WAL not archived in time", "name", name,
+                          "group", group, "node", g.items[k].node, "segment", g.items[k].segment,
+                          "last_archived_wal", g.items[k].last_archived[0]
+                                                   ? g.items[k].last_archived : "-",
+                          "last_failed_wal", g.items[k].last_failed[0] ? g.items[k].last_failed
+                                                                       : "-",
+                          "waited_s", waited, NULL);
+            }
+            rc = -1;
+            goto out;
+        }
+        sleep(RESTORE_POINT_POLL_S);
+    }
+    double archived_after = mono_now() - wait_from;
+
+    doc = document(name, created, lsn, pause_ms, &g);
+    struct catalog_repo repo = {&cfg->backup, &cfg->backup.own};
+    struct diag d;
+    diag_init(&d);
+    if (catalog_write(&repo, cfg->cluster_name, name, doc, &d) < 0) {
+        for (size_t i = 0; i < d.count; i++)
+            log_error("restore point not available: the catalogue entry cannot be written",
+                      "name", name, "error", d.items[i].message, NULL);
+        diag_free(&d);
+        rc = -1;
+        goto out;
+    }
+    diag_free(&d);
+    res = query(conn, "UPDATE citus_init.restore_points SET archived_at = now() WHERE name = $1",
+                1, p1, PGRES_COMMAND_OK, err, sizeof err);
+    PQclear(res);
+    char after[32];
+    snprintf(after, sizeof after, "%.1f", archived_after);
+    log_info("restore point available", "name", name, "archived_after_s", after, NULL);
+    if (out) {
+        snprintf(out->name, sizeof out->name, "%s", name);
+        snprintf(out->lsn, sizeof out->lsn, "%s", lsn);
+        out->pause_ms = pause_ms;
+        out->archived_after_s = archived_after;
+    }
+out:
+    free(doc);
+    free(g.items);
+    PQfinish(conn);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ commands */
+
+static bool backups_on(const struct config *cfg, const char *command)
+{
+    if (cfg->backup.repo != BACKUP_REPO_NONE)
+        return true;
+    log_error("BACKUP_REPO is none: backups, restore points and restores are off", "command",
+              command, NULL);
+    return false;
+}
+
+int restorepoint_command(const struct config *cfg, int argc, char *const *argv)
+{
+    if (argc > 1 || (argc == 1 && argv[0][0] == '-')) {
+        fprintf(stderr, "citus-init restore-point: expected at most a NAME (1-63 of "
+                        "A-Za-z0-9_.-)\n");
+        return 64;
+    }
+    if (!backups_on(cfg, "restore-point"))
+        return 1;
+    struct restore_point_outcome o;
+    if (restorepoint_create(cfg, argc ? argv[0] : NULL, &o) < 0)
+        return 1;
+    printf("%s\n", o.name);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* The repository a cluster's catalogue is read from: a restore's source for its name, our
+ * own otherwise. */
+static struct catalog_repo repo_of(const struct config *cfg, const char *cluster)
+{
+    bool source = cfg->backup.restore_from_cluster &&
+                  strcmp(cluster, cfg->backup.restore_from_cluster) == 0;
+    return (struct catalog_repo){&cfg->backup, source ? &cfg->backup.source : &cfg->backup.own};
+}
+
+static void log_diag_errors(const struct diag *d, const char *msg)
+{
+    for (size_t i = 0; i < d->count; i++)
+        if (d->items[i].severity == DIAG_ERROR)
+            log_error(msg, "error", d->items[i].message, NULL);
+        else
+            log_warn(msg, "problem", d->items[i].message, NULL);
+}
+
+int restorepoint_list_command(const struct config *cfg, int argc, char *const *argv)
+{
+    const char *cluster = cfg->backup.restore_from_cluster ? cfg->backup.restore_from_cluster
+                                                           : cfg->cluster_name;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc) {
+            cluster = argv[++i];
+        } else if (strncmp(argv[i], "--cluster=", 10) == 0) {
+            cluster = argv[i] + 10;
+        } else {
+            fprintf(stderr, "citus-init restore-points: unknown argument \"%s\"; expected "
+                            "[--cluster NAME]\n", argv[i]);
+            return 64;
+        }
+    }
+    if (!backups_on(cfg, "restore-points"))
+        return 1;
+    struct catalog_repo repo = repo_of(cfg, cluster);
+    struct catalog_list l;
+    struct diag d;
+    diag_init(&d);
+    int rc = catalog_list(&repo, cluster, &l, &d);
+    log_diag_errors(&d, rc < 0 ? "restore points cannot be listed" : "catalogue");
+    diag_free(&d);
+    if (rc < 0)
+        return 1;
+    for (size_t i = 0; i < l.count; i++) {
+        char when[32];
+        catalog_format_time(l.items[i].time, when, sizeof when);
+        printf("%s\t%s\n", l.items[i].name, when);
+    }
+    catalog_list_free(&l);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* What pgBackRest is asked to restore to. */
+struct resolved {
+    const char *type;     /* name, time, default */
+    char target[96];      /* empty for default */
+    time_t point_time;    /* a catalogue entry's time (selects the backup set); 0 unknown */
+};
+
+static int resolve_target(const struct config *cfg, struct resolved *r)
+{
+    const struct backup_config *b = &cfg->backup;
+    struct catalog_repo repo = {b, &b->source};
+    struct diag d;
+    diag_init(&d);
+    int rc = 0;
+    memset(r, 0, sizeof *r);
+    if (b->restore_target_kind == RESTORE_TARGET_LATEST) {
+        r->type = "default";
+        if (cfg->citus_enabled)
+            log_warn("RESTORE_TARGET=latest: every group replays its own archive to its end; "
+                     "with Citus the groups are NOT consistent with each other (use a restore "
+                     "point name or a time)", "cluster", b->restore_from_cluster, NULL);
+    } else if (b->restore_target_kind == RESTORE_TARGET_NAME && !cfg->citus_enabled) {
+        r->type = "name";
+        snprintf(r->target, sizeof r->target, "%s", b->restore_target);
+    } else if (b->restore_target_kind == RESTORE_TARGET_NAME) {
+        char *json = NULL;
+        int found = catalog_read(&repo, b->restore_from_cluster, b->restore_target, &json, &d);
+        char *doc_name = NULL;
+        if (found == 1) {
+            log_error("RESTORE_TARGET: the restore point is not in the catalogue of the source "
+                      "cluster; expected an available restore point (citus-init restore-points "
+                      "lists them)", "name", b->restore_target, "cluster",
+                      b->restore_from_cluster, "repository", b->source.path, NULL);
+            rc = -1;
+        } else if (found == 0 &&
+                   !catalog_parse_entry(json, strlen(json), &doc_name, &r->point_time)) {
+            log_error("RESTORE_TARGET: the catalogue entry is not a restore point document",
+                      "name", b->restore_target, "cluster", b->restore_from_cluster, NULL);
+            rc = -1;
+        } else if (found < 0) {
+            rc = -1;
+        }
+        free(doc_name);
+        free(json);
+        r->type = "name";
+        snprintf(r->target, sizeof r->target, "%s", b->restore_target);
+    } else {
+        time_t t;
+        if (!catalog_parse_time(b->restore_target, &t)) {
+            log_error("RESTORE_TARGET: not an RFC 3339 UTC time", "target", b->restore_target,
+                      NULL);
+            rc = -1;
+        } else if (!cfg->citus_enabled) {
+            /* pgBackRest's own form (it selects the backup set before that time) */
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(r->target, sizeof r->target, "%Y-%m-%d %H:%M:%S+00", &tm);
+            r->type = "time";
+        } else {
+            struct catalog_list l;
+            if (catalog_list(&repo, b->restore_from_cluster, &l, &d) < 0) {
+                rc = -1;
+            } else {
+                const struct catalog_entry *e = restorepoint_latest_at(&l, t);
+                if (!e) {
+                    log_error("RESTORE_TARGET: no available restore point at or before that time "
+                              "in the catalogue of the source cluster", "target",
+                              b->restore_target, "cluster", b->restore_from_cluster,
+                              "restore_points", l.count ? "all later" : "none", NULL);
+                    rc = -1;
+                } else {
+                    r->type = "name";
+                    snprintf(r->target, sizeof r->target, "%s", e->name);
+                    r->point_time = e->time;
+                }
+                catalog_list_free(&l);
+            }
+        }
+    }
+    log_diag_errors(&d, "RESTORE_TARGET cannot be resolved");
+    diag_free(&d);
+    return rc;
+}
+
+/* For a restore point of known time: the newest backup of this group's source stanza that
+ * ended before it (recovery must start before its target). 0 with label, 1 none, -1 error. */
+static int backup_set_for(const struct config *cfg, time_t t, char *label, size_t size)
+{
+    struct pgbackrest_result r;
+    const char *args[] = {"--output=json", "info", NULL};
+    if (backup_pgbackrest(cfg, "restore.conf", cfg->backup.restore_stanza, args, &r) < 0)
+        return -1;
+    int rc = 0;
+    if (r.status != 0 || backup_info_count(r.out, r.out_len) < 0) {
+        char err[512];
+        backup_pgbackrest_error(cfg, &r, err, sizeof err);
+        log_error("restore failed: pgbackrest info of the source stanza", "stanza",
+                  cfg->backup.restore_stanza, "error", err, NULL);
+        rc = -1;
+    } else if (!backup_info_before(r.out, r.out_len, t, label, size)) {
+        rc = 1;
+    }
+    backup_pgbackrest_free(&r);
+    return rc;
+}
+
+int restorepoint_bootstrap_command(const struct config *cfg, int argc, char *const *argv)
+{
+    (void)argv;
+    if (argc > 0) {
+        fprintf(stderr, "citus-init restore-bootstrap: takes no arguments (Patroni runs it with "
+                        "no_params)\n");
+        return 64;
+    }
+    if (!backups_on(cfg, "restore-bootstrap"))
+        return 1;
+    const struct backup_config *b = &cfg->backup;
+    if (!b->restore_from_cluster) {
+        log_error("restore-bootstrap: RESTORE_FROM_CLUSTER is not set; expected the source "
+                  "cluster's name (this command is Patroni's bootstrap of a restore)", NULL);
+        return 1;
+    }
+    struct resolved r;
+    if (resolve_target(cfg, &r) < 0)
+        return 1;
+    char set[96] = "";
+    if (r.point_time) {
+        int found = backup_set_for(cfg, r.point_time, set, sizeof set);
+        if (found < 0)
+            return 1;
+        if (found == 1) {
+            char when[32];
+            catalog_format_time(r.point_time, when, sizeof when);
+            log_error("restore failed: no backup of the source stanza ended before the restore "
+                      "point", "stanza", b->restore_stanza, "restore_point", r.target, "time",
+                      when, NULL);
+            return 1;
+        }
+    }
+    log_info("restore target resolved", "restore_target",
+             b->restore_target ? b->restore_target : "latest", "type", r.type, "target",
+             r.target[0] ? r.target : "-", "stanza", b->restore_stanza, "backup_set",
+             set[0] ? set : "latest", NULL);
+
+    char type_arg[32], target_arg[128], set_arg[128];
+    const char *args[8];
+    int n = 0;
+    args[n++] = "restore";
+    snprintf(type_arg, sizeof type_arg, "--type=%s", r.type);
+    args[n++] = type_arg;
+    if (r.target[0]) {
+        snprintf(target_arg, sizeof target_arg, "--target=%s", r.target);
+        args[n++] = target_arg;
+        args[n++] = "--target-action=promote";
+    }
+    if (set[0]) {
+        snprintf(set_arg, sizeof set_arg, "--set=%s", set);
+        args[n++] = set_arg;
+    }
+    args[n] = NULL;
+    double t0 = mono_now();
+    struct pgbackrest_result res;
+    if (backup_pgbackrest(cfg, "restore.conf", b->restore_stanza, args, &res) < 0)
+        return 1;
+    char took[32];
+    snprintf(took, sizeof took, "%.1f", mono_now() - t0);
+    int rc = 0;
+    if (res.status != 0) {
+        char err[512];
+        backup_pgbackrest_error(cfg, &res, err, sizeof err);
+        log_error("restore failed", "stanza", b->restore_stanza, "data_dir", cfg->pgdata,
+                  "duration_s", took, "error", err, NULL);
+        rc = 1;
+    } else {
+        log_info("restore done; PostgreSQL recovers to the target and promotes", "stanza",
+                 b->restore_stanza, "data_dir", cfg->pgdata, "duration_s", took, NULL);
+    }
+    backup_pgbackrest_free(&res);
+    return rc;
+}

@@ -22,6 +22,7 @@ APT_PACKAGES=(
   clang libclang-rt-14-dev
   postgresql-15 postgresql-15-postgis-3 postgresql-15-partman postgresql-client-15
   etcd-server etcd-client tini openssl util-linux procps iproute2 python3-venv
+  pgbackrest curl
 )
 
 ensure_apt() {
@@ -79,6 +80,30 @@ ensure_helm_docs() {
     rm -rf "$gobin"
   fi
   HELM_DOCS="$bin"
+}
+
+# versitygw (an S3 server with a POSIX backend: the local cluster's and the tests' backup
+# repository, docs/backups.md) from the Go module proxy, cached under $CACHE/bin by version.
+# Built into a private GOBIN, so two runs at once cannot take each other's binary. Sets
+# VERSITYGW.
+VERSITYGW_VERSION=v1.8.0
+ensure_versitygw() {
+  local bin="$CACHE/bin/versitygw-$VERSITYGW_VERSION" gobin started
+  if [ ! -x "$bin" ]; then
+    say "building versitygw $VERSITYGW_VERSION from the Go module proxy (once per machine)"
+    command -v go >/dev/null || die "go is not installed: it builds versitygw"
+    mkdir -p "$CACHE/bin"
+    gobin=$(mktemp -d "$CACHE/gobin-versitygw.XXXXXX")
+    started=$(date +%s)
+    GOBIN="$gobin" GOFLAGS=-mod=mod GOCACHE="$CACHE/go-build" GOMODCACHE="$CACHE/go-mod" \
+      nice -n 10 go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" \
+      || { rm -rf "$gobin"; die "building versitygw failed"; }
+    mv -f "$gobin/versitygw" "$bin"
+    rm -rf "$gobin"
+    say "built versitygw $VERSITYGW_VERSION in $(($(date +%s) - started)) s: $bin"
+  fi
+  VERSITYGW="$bin"
+  export VERSITYGW
 }
 
 # kube-apiserver and kube-controller-manager (tests/k8s) built from the Go module proxy with

@@ -2,7 +2,9 @@
 
 The project's scripts/generate-ssl-certs.sh makes them, the same script users run for the
 chart: its wildcard per headless domain covers every pod name, so verify-full holds. An
-extra CA (for wrong-CA tests) is made with openssl directly.
+extra CA (for wrong-CA tests) and the S3 server's own CA and certificate (s3.py: one object
+store serves several clusters, so it cannot use one cluster's CA) are made with openssl
+directly.
 """
 import os
 import subprocess
@@ -47,3 +49,26 @@ def generate_foreign_ca(out: Path) -> Path:
     os.chmod(out / "ca.key", 0o600)
     return out / "ca.crt"
 
+
+
+def generate_server(out: Path, common_name: str, dns_names: list, days: int = 3650) -> None:
+    """A CA of its own and a server certificate it signed, in out: ca.crt, ca.key,
+    server.crt, server.key (keys 0600). dns_names become the subjectAltNames."""
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+          "-subj", f"/CN={common_name} CA", "-keyout", str(out / "ca.key"),
+          "-out", str(out / "ca.crt")])
+    _run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}",
+          "-keyout", str(out / "server.key"), "-out", str(out / "server.csr")])
+    ext = out / "server.ext"
+    ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                   "extendedKeyUsage=serverAuth\nsubjectAltName="
+                   + ",".join(f"DNS:{n}" for n in dns_names) + "\n")
+    _run(["openssl", "x509", "-req", "-in", str(out / "server.csr"), "-CA", str(out / "ca.crt"),
+          "-CAkey", str(out / "ca.key"), "-CAcreateserial", "-days", str(days),
+          "-extfile", str(ext), "-out", str(out / "server.crt")])
+    for f in ("ca.key", "server.key"):
+        os.chmod(out / f, 0o600)
+    for f in ("server.csr", "server.ext", "ca.srl"):
+        (out / f).unlink(missing_ok=True)

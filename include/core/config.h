@@ -27,6 +27,13 @@ struct backup_repo_ref {
     char *cipher_pass;   /* secret: cipher-pass (with encryption); NULL without */
 };
 
+/* Files the preparation writes for pgBackRest, relative to RUN_DIR (docs/backups.md). */
+#define BACKUP_CONF_DIR "pgbackrest"
+#define BACKUP_CONF_FILE "pgbackrest/pgbackrest.conf" /* our repository and stanza */
+#define BACKUP_RESTORE_CONF_FILE "pgbackrest/restore.conf" /* the restore's source */
+#define BACKUP_LOCK_DIR "pgbackrest/lock"
+#define BACKUP_CA_COPY "pgbackrest/ca.crt" /* BACKUP_S3_CA_FILE's copy */
+
 /* Backups, restore points and restore (docs/backups.md). All zero (BACKUP_REPO_NONE) when
  * backups are off; then nothing else here is set. */
 struct backup_config {
@@ -39,7 +46,9 @@ struct backup_config {
     char *s3_bucket;
     char *s3_region;
     bool s3_uri_style_path;        /* BACKUP_S3_URI_STYLE=path */
-    char *s3_ca_file;              /* NULL: the system's CAs */
+    char *s3_ca_file;              /* BACKUP_S3_CA_FILE as given; NULL: the system's CAs. The
+                                    * preparation checks it and copies it to RUN_DIR/
+                                    * BACKUP_CA_COPY, which pgBackRest (and the agent) use */
     bool s3_verify_tls;
     bool encryption;               /* BACKUP_ENCRYPTION: aes-256-cbc with own.cipher_pass */
     char *full_schedule;           /* validated cron text (cron.h); NULL when off */

@@ -5,6 +5,9 @@
  * the wrong owner, group or mode (Kubernetes' OnRootMismatch), so restarts stay instant;
  * RUN_DIR 0700 and the socket directory 2775, owned by the user; TLS files copied from
  * SSL_CERT_DIR to RUN_DIR/tls (key 0600, certificates 0644); RUN_DIR/patroni.yml 0600.
+ * With BACKUP_REPO not none: RUN_DIR/pgbackrest and RUN_DIR/pgbackrest/lock (0700), and in
+ * it pgbackrest.conf, restore.conf (with RESTORE_FROM_CLUSTER) and ca.crt, the copy of
+ * BACKUP_S3_CA_FILE, all 0600, owned by the user, written before patroni.yml.
  * Not root: nothing is chowned or chmodded that is not ours; the directories must already be
  * usable (owned by us, mode 0700 or 0750, writable) or can be created by us.
  *
@@ -45,6 +48,12 @@ struct fsprep_plan {
     bool usable;   /* fsprep_check reported nothing */
     bool tls_read; /* SSL_ENABLED and all three TLS sources read (tls_check may run then) */
     struct fsprep_tls_file tls[3];
+    /* With BACKUP_REPO not none: BACKUP_S3_CA_FILE as read by fsprep_check (data NULL without
+     * one), and the texts of RUN_DIR/pgbackrest/pgbackrest.conf and restore.conf, which the
+     * caller sets (render_pgbackrest_conf) before fsprep_apply; owned and wiped by the plan. */
+    struct fsprep_tls_file backup_ca;
+    char *pgbackrest_conf;
+    char *restore_conf;
 };
 
 /* The read-only phase: everything that can make the files unusable is looked at here, before
@@ -52,7 +61,9 @@ struct fsprep_plan {
  * directory or be creatable; as non-root: ours, 0700/0750, writable), their missing parents
  * (the nearest existing one must be a writable directory), and with SSL_ENABLED the TLS
  * sources (read into the plan: each a readable regular file of at most 1 MiB; ca.crt and
- * server.crt must not hold a private key, since their copies are 0644). Every problem goes to
+ * server.crt must not hold a private key, since their copies are 0644), and with backups
+ * RUN_DIR/pgbackrest and its lock directory like RUN_DIR/tls, and BACKUP_S3_CA_FILE (a
+ * readable regular file of at most 1 MiB with a PEM certificate and no private key). Every problem goes to
  * d. Never writes, creates, chowns or chmods anything. FSPREP_OK or FSPREP_UNUSABLE; free the
  * plan with fsprep_plan_free either way. */
 enum fsprep_status fsprep_check(const struct config *cfg, const struct run_user *u, bool as_root,

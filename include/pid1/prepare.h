@@ -15,6 +15,7 @@
 struct prepare_module {
     void (*tls_check)(const struct config *cfg, time_t now, struct diag *d);
     char *(*render_patroni_yaml)(const struct config *cfg, bool mask_secrets);
+    char *(*render_pgbackrest_conf)(const struct config *cfg, bool for_restore);
 };
 
 /* Load citus-init-prepare.so (module.h). 0, or -1 after logging why. */

@@ -1211,26 +1211,27 @@ static void load_s3(struct loader *ld, struct backup_config *bk)
     take_bool(ld, "BACKUP_S3_VERIFY_TLS", true, &bk->s3_verify_tls);
 }
 
+/* The names the agent finds a repository's secrets under on its stdin (pod.c hands them over):
+ * s3-key, s3-key-secret, cipher-pass. */
+static const char *const own_handover[] = {"BACKUP_S3_KEY", "BACKUP_S3_KEY_SECRET",
+                                           "BACKUP_CIPHER_PASS"};
+static const char *const source_handover[] = {"RESTORE_S3_KEY", "RESTORE_S3_KEY_SECRET",
+                                              "RESTORE_CIPHER_PASS"};
+
 /* The repository's secrets (s3-key, s3-key-secret with s3; cipher-pass with encryption). */
 static void load_repo_secrets(struct loader *ld, const struct backup_config *bk,
-                              struct backup_repo_ref *ref, const char *prefix)
+                              struct backup_repo_ref *ref, const char *const handover[3])
 {
-    char *names[3];
-    for (size_t i = 0; i < 3; i++)
-        names[i] = xasprintf("%s_%s", prefix, (const char *[]){"S3_KEY", "S3_KEY_SECRET",
-                                                                "CIPHER_PASS"}[i]);
     if (bk->repo == BACKUP_REPO_S3) {
-        ref->s3_key = take_repo_secret(ld, ref->secret_dir, "s3-key", names[0],
+        ref->s3_key = take_repo_secret(ld, ref->secret_dir, "s3-key", handover[0],
                                        "S3 access key id", "BACKUP_REPO is s3");
-        ref->s3_key_secret = take_repo_secret(ld, ref->secret_dir, "s3-key-secret", names[1],
+        ref->s3_key_secret = take_repo_secret(ld, ref->secret_dir, "s3-key-secret", handover[1],
                                               "S3 secret access key", "BACKUP_REPO is s3");
     }
     if (bk->encryption)
-        ref->cipher_pass = take_repo_secret(ld, ref->secret_dir, "cipher-pass", names[2],
+        ref->cipher_pass = take_repo_secret(ld, ref->secret_dir, "cipher-pass", handover[2],
                                             "repository encryption passphrase",
                                             "BACKUP_ENCRYPTION is true");
-    for (size_t i = 0; i < 3; i++)
-        free(names[i]);
 }
 
 /* BACKUP_*_SCHEDULE: five cron fields (cron.h), or off (NULL). */
@@ -1374,7 +1375,7 @@ static void load_restore(struct loader *ld, struct config *cfg, struct backup_co
         bk->source.s3_key_secret = xstrdup(bk->own.s3_key_secret);
         bk->source.cipher_pass = xstrdup(bk->own.cipher_pass);
     } else if (bk->source.secret_dir) {
-        load_repo_secrets(ld, bk, &bk->source, "RESTORE");
+        load_repo_secrets(ld, bk, &bk->source, source_handover);
     }
 }
 
@@ -1411,7 +1412,7 @@ static void load_backup(struct loader *ld, struct config *cfg)
         load_s3(ld, bk);
     bk->own.secret_dir = take_path(ld, "BACKUP_SECRET_DIR", "/etc/citus-init/backup");
     take_bool(ld, "BACKUP_ENCRYPTION", true, &bk->encryption);
-    load_repo_secrets(ld, bk, &bk->own, "BACKUP");
+    load_repo_secrets(ld, bk, &bk->own, own_handover);
 
     bk->full_schedule = take_schedule(ld, "BACKUP_FULL_SCHEDULE", "0 1 * * 0");
     bk->diff_schedule = take_schedule(ld, "BACKUP_DIFF_SCHEDULE", "0 1 * * 1-6");

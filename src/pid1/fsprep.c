@@ -527,6 +527,13 @@ static void check_file_target(const struct config *cfg, const char *relative, st
     free(path);
 }
 
+static void free_text(char **text)
+{
+    if (*text)
+        input_free_wiped(*text, strlen(*text));
+    *text = NULL;
+}
+
 void fsprep_plan_free(struct fsprep_plan *plan)
 {
     for (size_t i = 0; i < 3; i++) {
@@ -534,7 +541,115 @@ void fsprep_plan_free(struct fsprep_plan *plan)
         plan->tls[i].data = NULL;
         plan->tls[i].len = 0;
     }
+    input_free_wiped(plan->backup_ca.data, plan->backup_ca.len);
+    plan->backup_ca.data = NULL;
+    plan->backup_ca.len = 0;
+    free_text(&plan->pgbackrest_conf);
+    free_text(&plan->restore_conf);
     plan->usable = plan->tls_read = false;
+}
+
+/* ---- pgBackRest's files ----------------------------------------------------------- */
+
+/* BACKUP_S3_CA_FILE into the plan: a readable regular file of at most 1 MiB holding a PEM
+ * certificate and no private key (its copy is what pgBackRest and the agent read). */
+static void check_backup_ca(struct fsprep_plan *plan, struct diag *d)
+{
+    const char *path = plan->cfg->backup.s3_ca_file;
+    struct fsprep_tls_file *t = &plan->backup_ca;
+    int err = input_read_file(path, TLS_FILE_MAX, &t->data, &t->len);
+    char label[80];
+    if (err == ENOENT)
+        diag_error(d, "BACKUP_S3_CA_FILE=%s: does not exist; expected the CA certificate(s) "
+                      "(PEM) the S3 endpoint's certificate is verified against", path);
+    else if (err == EFBIG || err == EISDIR || err == EINVAL)
+        diag_error(d, "BACKUP_S3_CA_FILE=%s: is not a regular file of at most %d bytes; "
+                      "expected the CA certificate(s) (PEM)", path, TLS_FILE_MAX);
+    else if (err)
+        diag_error(d, "BACKUP_S3_CA_FILE=%s: cannot be read (%s); expected a readable file with "
+                      "the CA certificate(s) (PEM)", path, strerror(err));
+    else if (pem_private_key_label(t->data, t->len, label, sizeof label))
+        diag_error(d, "BACKUP_S3_CA_FILE=%s: holds a private key (a \"%s\" block); expected "
+                      "only CA certificates", path, label);
+    else if (!memmem(t->data, t->len, "-----BEGIN CERTIFICATE-----", 27) ||
+             !memmem(t->data, t->len, "-----END CERTIFICATE-----", 25))
+        diag_error(d, "BACKUP_S3_CA_FILE=%s: holds no PEM certificate; expected the CA "
+                      "certificate(s) as -----BEGIN CERTIFICATE----- blocks", path);
+    else
+        return;
+    input_free_wiped(t->data, t->len);
+    t->data = NULL;
+    t->len = 0;
+}
+
+static void check_backup_files(struct fsprep_plan *plan, bool run_ok, struct diag *d)
+{
+    const struct config *cfg = plan->cfg;
+    const struct backup_config *b = &cfg->backup;
+    if (b->repo == BACKUP_REPO_NONE)
+        return;
+    char *dir = config_path(cfg, BACKUP_CONF_DIR), *lock = config_path(cfg, BACKUP_LOCK_DIR);
+    struct dir_spec conf_dir = {NULL, dir, "pgBackRest directory (RUN_DIR/pgbackrest)", 0700};
+    struct dir_spec lock_dir = {NULL, lock, "pgBackRest lock directory", 0700};
+    bool exists;
+    if (run_ok && check_dir(&conf_dir, plan->user, plan->as_root, &exists, d) ==
+                      FSPREP_OK && exists) {
+        check_file_target(cfg, BACKUP_CONF_FILE, d);
+        if (b->restore_from_cluster)
+            check_file_target(cfg, BACKUP_RESTORE_CONF_FILE, d);
+        if (b->s3_ca_file)
+            check_file_target(cfg, BACKUP_CA_COPY, d);
+        check_dir(&lock_dir, plan->user, plan->as_root, &exists, d);
+    }
+    free(dir);
+    free(lock);
+    if (b->s3_ca_file)
+        check_backup_ca(plan, d);
+}
+
+static enum fsprep_status apply_backup_files(const struct fsprep_plan *plan,
+                                             const struct run_user *owner, struct diag *d)
+{
+    const struct config *cfg = plan->cfg;
+    const struct backup_config *b = &cfg->backup;
+    if (b->repo == BACKUP_REPO_NONE)
+        return FSPREP_OK;
+    if (!plan->pgbackrest_conf || (b->restore_from_cluster && !plan->restore_conf)) {
+        diag_error(d, "pgBackRest's configuration was not rendered; nothing of it was written");
+        return FSPREP_FAILED;
+    }
+    char *dir = config_path(cfg, BACKUP_CONF_DIR), *lock = config_path(cfg, BACKUP_LOCK_DIR);
+    struct dir_spec conf_dir = {NULL, dir, "pgBackRest directory (RUN_DIR/pgbackrest)", 0700};
+    struct dir_spec lock_dir = {NULL, lock, "pgBackRest lock directory", 0700};
+    enum fsprep_status rc = FSPREP_FAILED;
+    char *path = NULL;
+    if (ensure_dir(&conf_dir, plan->user, plan->as_root, d) != FSPREP_OK ||
+        ensure_dir(&lock_dir, plan->user, plan->as_root, d) != FSPREP_OK)
+        goto out;
+    if (b->s3_ca_file) {
+        path = config_path(cfg, BACKUP_CA_COPY);
+        if (fsprep_write_atomic(path, plan->backup_ca.data, plan->backup_ca.len, 0600, owner,
+                                d) < 0)
+            goto out;
+        free(path);
+    }
+    path = config_path(cfg, BACKUP_CONF_FILE);
+    if (fsprep_write_atomic(path, plan->pgbackrest_conf, strlen(plan->pgbackrest_conf), 0600,
+                            owner, d) < 0)
+        goto out;
+    if (b->restore_from_cluster) {
+        free(path);
+        path = config_path(cfg, BACKUP_RESTORE_CONF_FILE);
+        if (fsprep_write_atomic(path, plan->restore_conf, strlen(plan->restore_conf), 0600, owner,
+                                d) < 0)
+            goto out;
+    }
+    rc = FSPREP_OK;
+out:
+    free(path);
+    free(dir);
+    free(lock);
+    return rc;
 }
 
 enum fsprep_status fsprep_check(const struct config *cfg, const struct run_user *u, bool as_root,
@@ -567,6 +682,7 @@ enum fsprep_status fsprep_check(const struct config *cfg, const struct run_user 
         free(tls);
         plan->tls_read = check_tls_sources(plan, d);
     }
+    check_backup_files(plan, run_ok, d);
     plan->usable = diag_error_count(d) == errors_before;
     return plan->usable ? FSPREP_OK : FSPREP_UNUSABLE;
 }
@@ -608,6 +724,12 @@ enum fsprep_status fsprep_apply(const struct fsprep_plan *plan, const char *patr
         }
     }
     free(path);
+    path = NULL;
+    /* pgBackRest's files before the Patroni configuration that names them */
+    if (apply_backup_files(plan, owner, d) != FSPREP_OK) {
+        rc = FSPREP_FAILED;
+        goto out;
+    }
     path = config_path(cfg, "patroni.yml");
     if (fsprep_write_atomic(path, patroni_yaml, strlen(patroni_yaml), 0600, owner, d) < 0)
         rc = FSPREP_FAILED;

@@ -2,6 +2,7 @@
 #include "pod.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,9 +22,13 @@
 extern char **environ;
 
 /* Consumed by citus-init itself; the supervised command never sees them. The agent gets
- * them on its stdin (agent.h). */
-static const char *const secret_variables[] = {"SUPERUSER_PASSWORD", "REPLICATION_PASSWORD",
-                                               "RESTAPI_PASSWORD", "APP_PASSWORD", NULL};
+ * them on its stdin (agent.h). The repositories' secrets are read from files only, but their
+ * handover names are dropped too: a variable of that name never reaches a child, so the
+ * agent's look-up finds only what PID 1 handed over. */
+static const char *const secret_variables[] = {
+    "SUPERUSER_PASSWORD", "REPLICATION_PASSWORD", "RESTAPI_PASSWORD", "APP_PASSWORD",
+    "BACKUP_S3_KEY", "BACKUP_S3_KEY_SECRET", "BACKUP_CIPHER_PASS",
+    "RESTORE_S3_KEY", "RESTORE_S3_KEY_SECRET", "RESTORE_CIPHER_PASS", NULL};
 
 static double now_ms(void)
 {
@@ -87,6 +92,17 @@ static size_t check_files(const struct config *cfg, const struct run_user *user,
     return errors;
 }
 
+/* This executable's absolute path (Patroni's restore bootstrap command), or NULL. */
+static char *self_exe(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    return xstrdup(exe);
+}
+
 int pod_check(void)
 {
     struct config cfg;
@@ -115,6 +131,7 @@ int pod_check(void)
     if (rc == 0) {
         char buf[32];
         log_info("files checked", "duration_ms", ms_since(buf, sizeof buf, start), NULL);
+        cfg.backup.self_exe = self_exe();
         char *yaml = prep.render_patroni_yaml(&cfg, true);
         if (!yaml) {
             log_error("rendering the Patroni configuration failed", NULL);
@@ -152,8 +169,18 @@ static int prepare_files(const struct config *cfg, const struct run_user *user, 
 
     double start = now_ms();
     char *yaml = prep.render_patroni_yaml(cfg, false);
-    if (!yaml) {
-        log_error("rendering the Patroni configuration failed", NULL);
+    if (cfg->backup.repo != BACKUP_REPO_NONE) {
+        plan.pgbackrest_conf = prep.render_pgbackrest_conf(cfg, false);
+        if (cfg->backup.restore_from_cluster)
+            plan.restore_conf = prep.render_pgbackrest_conf(cfg, true);
+    }
+    if (!yaml || (cfg->backup.repo != BACKUP_REPO_NONE && !plan.pgbackrest_conf) ||
+        (cfg->backup.restore_from_cluster && !plan.restore_conf)) {
+        log_error(yaml ? "rendering pgBackRest's configuration failed"
+                       : "rendering the Patroni configuration failed", NULL);
+        if (yaml)
+            explicit_bzero(yaml, strlen(yaml));
+        free(yaml);
         fsprep_plan_free(&plan);
         return EXIT_INTERNAL;
     }
@@ -199,14 +226,20 @@ static int prepare_in_child(const struct config *cfg, const struct run_user *use
     return EXIT_INTERNAL;
 }
 
-/* NAME=value\0 for every password the configuration holds: the agent's stdin. */
+/* NAME=value\0 for every secret the configuration holds: the agent's stdin (the names are
+ * secret_variables', which config_load_agent reads). */
 static char *agent_input(const struct config *cfg, size_t *len)
 {
-    const char *names[] = {"SUPERUSER_PASSWORD", "REPLICATION_PASSWORD", "RESTAPI_PASSWORD",
-                           "APP_PASSWORD"};
+    const struct backup_config *b = &cfg->backup;
     const char *values[] = {cfg->superuser_password, cfg->replication_password,
-                            cfg->restapi_password, cfg->app_password};
-    const size_t n = sizeof names / sizeof names[0];
+                            cfg->restapi_password, cfg->app_password,
+                            b->own.s3_key, b->own.s3_key_secret, b->own.cipher_pass,
+                            b->source.s3_key, b->source.s3_key_secret, b->source.cipher_pass};
+    const char *const *names = secret_variables;
+    const size_t n = sizeof values / sizeof values[0];
+    _Static_assert(sizeof values / sizeof values[0] ==
+                       sizeof secret_variables / sizeof secret_variables[0] - 1,
+                   "one value for every secret variable");
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         if (values[i])
@@ -254,6 +287,7 @@ int pod_run(char *const *cmd, const char *agent_exe)
         log_info("started as non-root: RUN_AS_USER is not used", "user", user.name,
                  "run_as_user", cfg.run_as_user, NULL);
 
+    cfg.backup.self_exe = agent_exe ? xstrdup(agent_exe) : NULL; /* the restore bootstrap */
     if ((rc = prepare_in_child(&cfg, &user, as_root, loaded_since)) != 0)
         goto out;
 

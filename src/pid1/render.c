@@ -221,6 +221,69 @@ static char *conninfo_quote(const char *v)
     return out;
 }
 
+/* One word for a POSIX shell (PostgreSQL runs archive_command and restore_command with
+ * /bin/sh) and for Python's shlex.split (how Patroni splits its commands): as it is when it
+ * holds only characters neither reads specially, else in single quotes with a quote written
+ * '\''. With percent, '%' is doubled: PostgreSQL expands %p, %f and %% in those commands.
+ * NULL when the allocation fails. */
+static char *shell_word(const char *s, bool percent)
+{
+    bool plain = *s != '\0';
+    size_t n = 3;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        plain = plain && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || strchr("/._-=,:+@", c));
+        n += c == '\'' ? 4 : (c == '%' && percent) ? 2 : 1;
+    }
+    char *out = malloc(n), *o = out;
+    if (!out)
+        return NULL;
+    if (!plain)
+        *o++ = '\'';
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') {
+            memcpy(o, "'\\''", 4);
+            o += 4;
+            continue;
+        }
+        if (*p == '%' && percent)
+            *o++ = '%';
+        *o++ = *p;
+    }
+    if (!plain)
+        *o++ = '\'';
+    *o = '\0';
+    return out;
+}
+
+/* pgbackrest --config=RUN_DIR/<conf> --stanza=<stanza> <tail>, quoted for a shell (see
+ * shell_word). NULL when the allocation fails. */
+static char *pgbackrest_command(const struct config *cfg, const char *conf, const char *stanza,
+                                bool percent, const char *tail)
+{
+    char *path = config_path(cfg, conf);
+    char *option = fmt("--config=%s", path);
+    char *word = option ? shell_word(option, percent) : NULL;
+    char *cmd = word ? fmt("pgbackrest %s --stanza=%s %s", word, stanza, tail) : NULL;
+    free(path);
+    free(option);
+    free(word);
+    return cmd;
+}
+
+char *render_archive_command(const struct config *cfg)
+{
+    return pgbackrest_command(cfg, BACKUP_CONF_FILE, cfg->backup.stanza, true,
+                              "archive-push \"%p\"");
+}
+
+char *render_restore_command(const struct config *cfg)
+{
+    return pgbackrest_command(cfg, BACKUP_CONF_FILE, cfg->backup.stanza, true,
+                              "archive-get %f \"%p\"");
+}
+
 char *render_node_conninfo(const struct config *cfg)
 {
     if (!cfg->ssl_enabled || !cfg->citus_enabled)
@@ -314,6 +377,20 @@ static void emit_bootstrap(struct emitter *em, const struct config *cfg)
     map_end(em);
     str(em, "data-checksums");
     seq_end(em);
+    if (cfg->backup.repo != BACKUP_REPO_NONE && cfg->backup.restore_from_cluster) {
+        /* A new group's first member restores the source's stanza instead of initdb
+         * (Patroni's custom bootstrap, run as RUN_AS_USER with shlex.split): pgBackRest writes
+         * the recovery settings, which Patroni keeps, and PostgreSQL promotes at the target. */
+        kv_str(em, "method", "citus_init_restore");
+        kv_map(em, "citus_init_restore");
+        str(em, "command");
+        char *exe = shell_word(cfg->backup.self_exe ? cfg->backup.self_exe : "citus-init", false);
+        str_owned(em, exe ? fmt("%s restore-bootstrap", exe) : NULL);
+        free(exe);
+        kv_bool(em, "keep_existing_recovery_conf", true);
+        kv_bool(em, "no_params", true);
+        map_end(em);
+    }
     map_end(em); /* bootstrap */
 }
 
@@ -358,6 +435,40 @@ static void emit_parameters(struct emitter *em, const struct config *cfg)
         str(em, "citus.node_conninfo");
         str_owned(em, render_node_conninfo(cfg));
     }
+    /* WAL archiving, on every member (local parameters override the DCS's; Patroni sets
+     * none of these itself). With "on" only the primary archives. */
+    if (cfg->backup.repo != BACKUP_REPO_NONE) {
+        kv_str(em, "archive_mode", "on");
+        str(em, "archive_command");
+        str_owned(em, render_archive_command(cfg));
+        kv_num(em, "archive_timeout", cfg->backup.archive_timeout);
+    }
+    map_end(em);
+}
+
+/* With a repository: WAL from the archive for replicas (restore_command), and replicas built
+ * from the newest backup before pg_basebackup is tried (Patroni runs the command with
+ * shlex.split and, with no_params, without arguments of its own; keep_data: a --delta
+ * restore reuses what is in PGDATA). pgBackRest's --type=standby leaves standby.signal, so a
+ * data directory restored but never configured by Patroni cannot come up as a primary. */
+static void emit_replica_methods(struct emitter *em, const struct config *cfg)
+{
+    if (cfg->backup.repo == BACKUP_REPO_NONE)
+        return;
+    kv_map(em, "recovery_conf");
+    str(em, "restore_command");
+    str_owned(em, render_restore_command(cfg));
+    map_end(em);
+    kv_seq(em, "create_replica_methods");
+    str(em, "pgbackrest");
+    str(em, "basebackup");
+    seq_end(em);
+    kv_map(em, "pgbackrest");
+    str(em, "command");
+    str_owned(em, pgbackrest_command(cfg, BACKUP_CONF_FILE, cfg->backup.stanza, false,
+                                     "--delta restore --type=standby"));
+    kv_bool(em, "keep_data", true);
+    kv_bool(em, "no_params", true);
     map_end(em);
 }
 
@@ -415,6 +526,7 @@ static void emit_postgresql(struct emitter *em, const struct config *cfg, bool m
     map_end(em);
     seq_end(em);
 
+    emit_replica_methods(em, cfg);
     emit_parameters(em, cfg);
     emit_hba(em, cfg);
     map_end(em);
@@ -502,4 +614,95 @@ char *render_patroni_yaml(const struct config *cfg, bool mask_secrets)
         return NULL;
     }
     return out.data;
+}
+
+/* ---- pgBackRest's configuration ------------------------------------------------------- */
+
+/* One "key=value" line. Values hold no line break and no white space at either end
+ * (config.c): pgBackRest's reader splits at the first '=' and trims both sides. */
+static bool conf_line(struct out_buf *o, const char *key, const char *value)
+{
+    if (!value)
+        return false;
+    char *line = fmt("%s=%s\n", key, value);
+    bool ok = line && write_out(o, (unsigned char *)line, strlen(line));
+    if (line) {
+        explicit_bzero(line, strlen(line));
+        free(line);
+    }
+    return ok;
+}
+
+static bool conf_num(struct out_buf *o, const char *key, long value)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%ld", value);
+    return conf_line(o, key, b);
+}
+
+static bool conf_text(struct out_buf *o, const char *text)
+{
+    return write_out(o, (unsigned char *)text, strlen(text));
+}
+
+char *render_pgbackrest_conf(const struct config *cfg, bool for_restore)
+{
+    const struct backup_config *b = &cfg->backup;
+    if (b->repo == BACKUP_REPO_NONE || (for_restore && !b->restore_from_cluster))
+        return NULL;
+    const struct backup_repo_ref *repo = for_restore ? &b->source : &b->own;
+    const char *stanza = for_restore ? b->restore_stanza : b->stanza;
+    struct out_buf o = {0};
+    char *ca = config_path(cfg, BACKUP_CA_COPY), *lock = config_path(cfg, BACKUP_LOCK_DIR);
+    bool ok = conf_text(&o, for_restore
+                                ? "# citus-init: the source of RESTORE_FROM_CLUSTER (docs/backups.md)\n"
+                                : "# citus-init: this group's repository (docs/backups.md)\n");
+    ok = ok && conf_text(&o, "[global]\n");
+    ok = ok && conf_line(&o, "repo1-type", b->repo == BACKUP_REPO_S3 ? "s3" : "posix");
+    ok = ok && conf_line(&o, "repo1-path", repo->path);
+    if (b->repo == BACKUP_REPO_S3) {
+        ok = ok && conf_line(&o, "repo1-s3-endpoint", b->s3_host);
+        if (b->s3_port)
+            ok = ok && conf_num(&o, "repo1-storage-port", b->s3_port);
+        ok = ok && conf_line(&o, "repo1-s3-bucket", b->s3_bucket);
+        ok = ok && conf_line(&o, "repo1-s3-region", b->s3_region);
+        ok = ok && conf_line(&o, "repo1-s3-uri-style", b->s3_uri_style_path ? "path" : "host");
+        if (b->s3_ca_file)
+            ok = ok && conf_line(&o, "repo1-storage-ca-file", ca);
+        ok = ok && conf_line(&o, "repo1-storage-verify-tls", b->s3_verify_tls ? "y" : "n");
+        ok = ok && conf_line(&o, "repo1-s3-key", repo->s3_key);
+        ok = ok && conf_line(&o, "repo1-s3-key-secret", repo->s3_key_secret);
+    }
+    if (b->encryption) {
+        ok = ok && conf_line(&o, "repo1-cipher-type", "aes-256-cbc");
+        ok = ok && conf_line(&o, "repo1-cipher-pass", repo->cipher_pass);
+    }
+    ok = ok && conf_num(&o, "repo1-retention-full", b->retention_full);
+    ok = ok && conf_num(&o, "process-max", b->process_max);
+    ok = ok && conf_line(&o, "compress-type", b->compress_type);
+    ok = ok && conf_line(&o, "start-fast", "y");
+    ok = ok && conf_line(&o, "delta", "y");
+    ok = ok && conf_line(&o, "archive-async", "n");
+    /* warnings and errors on stderr, nothing on stdout but a command's own output (the
+     * agent parses `info --output=json`), no log files */
+    ok = ok && conf_line(&o, "log-level-console", "off");
+    ok = ok && conf_line(&o, "log-level-stderr", "warn");
+    ok = ok && conf_line(&o, "log-level-file", "off");
+    ok = ok && conf_line(&o, "lock-path", lock);
+    char *section = fmt("\n[%s]\n", stanza ? stanza : "");
+    ok = ok && section && conf_text(&o, section);
+    free(section);
+    ok = ok && conf_line(&o, "pg1-path", cfg->pgdata);
+    ok = ok && conf_num(&o, "pg1-port", cfg->pg_port);
+    ok = ok && conf_line(&o, "pg1-socket-path", "/var/run/postgresql");
+    ok = ok && conf_line(&o, "pg1-user", cfg->superuser_username);
+    free(ca);
+    free(lock);
+    if (!ok || !o.data || !stanza || !repo->path) {
+        if (o.data)
+            explicit_bzero(o.data, o.len);
+        free(o.data);
+        return NULL;
+    }
+    return o.data;
 }

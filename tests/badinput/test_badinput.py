@@ -111,9 +111,39 @@ def many_extensions(t):
     t.p("extensions.txt").write_text("".join(f"e{i:05x}\n" for i in range(10001)))
 
 
+
+def backup_files(t):
+    """The repository secrets (BACKUP_SECRET_DIR), a source's (RESTORE_SECRET_DIR), a CA."""
+    for d, key in (("backup", "K3y-S3cret"), ("source", "Src-K3y-S3cret")):
+        t.p(d).mkdir(exist_ok=True)
+        for name, value in (("s3-key", "AKIA" + key + "\n"), ("s3-key-secret", key + "/x=1"),
+                            ("cipher-pass", key + "-cipher-passphrase\n")):
+            t.p(d, name).write_text(value)
+            os.chmod(t.p(d, name), 0o644)
+    shutil.copy(t.p("certs", "ca.crt"), t.p("backup-ca.crt"))
+
+
+def with_backup(*steps):
+    return both(backup_files, *steps)
+
+
+def ca_with_key(t):
+    ca = t.p("backup-ca.crt")
+    ca.write_text(ca.read_text() + t.p("certs", "server.key").read_text())
+
+
 P = "{tree}"
 SECRET = f"{P}/secrets"
 BAD_BOOL = "is not a boolean; expected true/false, 1/0, yes/no or on/off"
+BACKUP_SECRETS = ("AKIAK3y-S3cret", "K3y-S3cret/x=1", "K3y-S3cret-cipher-passphrase",
+                  "AKIASrc-K3y-S3cret", "Src-K3y-S3cret/x=1", "Src-K3y-S3cret-cipher-passphrase")
+# A posix repository in the tree, encrypted (cipher-pass needed), secrets in {tree}/backup.
+POSIX = {"BACKUP_REPO": "posix", "BACKUP_REPO_PATH": f"{P}/repo", "BACKUP_SECRET_DIR": f"{P}/backup"}
+S3 = dict(POSIX, BACKUP_REPO="s3", BACKUP_S3_ENDPOINT="minio.example.com:9000",
+          BACKUP_S3_BUCKET="citus-backups", BACKUP_S3_CA_FILE=f"{P}/backup-ca.crt")
+RESTORE = dict(S3, RESTORE_FROM_CLUSTER="old", RESTORE_TARGET="latest",
+               RESTORE_REPO_PATH="/old-repo", RESTORE_SECRET_DIR=f"{P}/source")
+BACKUP_SECRET = f"{P}/backup"
 
 CASES = [
     # identity and topology
@@ -396,6 +426,136 @@ CASES = [
          says=('LOG_FORMAT: "xml" is not a known format',)),
     Case("LOG_LEVEL", ("LOG_LEVEL",), {"LOG_LEVEL": "loud"},
          says=('LOG_LEVEL: "loud" is not a known level',)),
+    # backups (docs/backups.md)
+    Case("BACKUP_REPO unknown", ("BACKUP_REPO",), {"BACKUP_REPO": "gcs"},
+         says=('BACKUP_REPO: "gcs" is not a known value; expected none, s3 or posix',)),
+    Case("RESTORE_FROM_CLUSTER without a repository", ("BACKUP_REPO", "RESTORE_FROM_CLUSTER"),
+         {"RESTORE_FROM_CLUSTER": "old"},
+         says=("RESTORE_FROM_CLUSTER: set while BACKUP_REPO is none",)),
+    Case("BACKUP_REPO_PATH relative", ("BACKUP_REPO_PATH",), dict(POSIX, BACKUP_REPO_PATH="repo"),
+         setup=backup_files, says=('BACKUP_REPO_PATH: "repo" is not an absolute path',)),
+    Case("BACKUP_REPO_PATH with //", ("BACKUP_REPO_PATH",), dict(POSIX, BACKUP_REPO_PATH="/a//b"),
+         setup=backup_files, says=('BACKUP_REPO_PATH: "/a//b" holds //',)),
+    Case("PGDATA ending in / with backups", ("PGDATA",), dict(POSIX, PGDATA=f"{P}/pgroot/data/"),
+         setup=backup_files, says=(f'PGDATA: "{P}/pgroot/data/" ends with /',)),
+    Case("BACKUP_S3_ENDPOINT unset", ("BACKUP_S3_ENDPOINT",), dict(S3, BACKUP_S3_ENDPOINT=None),
+         setup=backup_files, says=("BACKUP_S3_ENDPOINT: not set",)),
+    Case("BACKUP_S3_ENDPOINT with a scheme", ("BACKUP_S3_ENDPOINT",),
+         dict(S3, BACKUP_S3_ENDPOINT="https://minio"), setup=backup_files,
+         says=('BACKUP_S3_ENDPOINT: "https://minio" has a scheme',)),
+    Case("BACKUP_S3_ENDPOINT port", ("BACKUP_S3_ENDPOINT",),
+         dict(S3, BACKUP_S3_ENDPOINT="minio:65536"), setup=backup_files,
+         says=('BACKUP_S3_ENDPOINT: "minio:65536" is not host or host:port',)),
+    Case("BACKUP_S3_BUCKET unset", ("BACKUP_S3_BUCKET",), dict(S3, BACKUP_S3_BUCKET=None),
+         setup=backup_files, says=("BACKUP_S3_BUCKET: not set",)),
+    Case("BACKUP_S3_BUCKET invalid", ("BACKUP_S3_BUCKET",), dict(S3, BACKUP_S3_BUCKET="My_Bucket"),
+         setup=backup_files, says=('BACKUP_S3_BUCKET: "My_Bucket" is not a valid bucket name',)),
+    Case("BACKUP_S3_REGION", ("BACKUP_S3_REGION",), dict(S3, BACKUP_S3_REGION="eu west"),
+         setup=backup_files, says=('BACKUP_S3_REGION: "eu west" is not a region name',)),
+    Case("BACKUP_S3_URI_STYLE", ("BACKUP_S3_URI_STYLE",), dict(S3, BACKUP_S3_URI_STYLE="vhost"),
+         setup=backup_files, says=('BACKUP_S3_URI_STYLE: "vhost" is not a known value',)),
+    Case("BACKUP_S3_CA_FILE relative", ("BACKUP_S3_CA_FILE",), dict(S3, BACKUP_S3_CA_FILE="ca.crt"),
+         setup=backup_files, says=('BACKUP_S3_CA_FILE: "ca.crt" is not an absolute path',)),
+    Case("BACKUP_S3_CA_FILE missing", ("BACKUP_S3_CA_FILE",), S3,
+         setup=with_backup(rm("backup-ca.crt")),
+         says=(f"BACKUP_S3_CA_FILE={P}/backup-ca.crt: does not exist",)),
+    Case("BACKUP_S3_CA_FILE a directory", ("BACKUP_S3_CA_FILE",), S3,
+         setup=with_backup(mkdir("backup-ca.crt")),
+         says=(f"BACKUP_S3_CA_FILE={P}/backup-ca.crt: is not a regular file",)),
+    Case("BACKUP_S3_CA_FILE not PEM", ("BACKUP_S3_CA_FILE",), S3,
+         setup=with_backup(write("backup-ca.crt", "not a certificate\n")),
+         says=(f"BACKUP_S3_CA_FILE={P}/backup-ca.crt: holds no PEM certificate",)),
+    Case("BACKUP_S3_CA_FILE holding a key", ("BACKUP_S3_CA_FILE",), S3,
+         setup=with_backup(ca_with_key),
+         says=(f"BACKUP_S3_CA_FILE={P}/backup-ca.crt: holds a private key",)),
+    Case("BACKUP_S3_CA_FILE unreadable (non-root)", ("BACKUP_S3_CA_FILE",), S3, user="postgres",
+         setup=with_backup(chmod("backup-ca.crt", 0o600)),
+         says=(f"BACKUP_S3_CA_FILE={P}/backup-ca.crt: cannot be read (Permission denied)",)),
+    Case("BACKUP_S3_VERIFY_TLS", ("BACKUP_S3_VERIFY_TLS",), dict(S3, BACKUP_S3_VERIFY_TLS="maybe"),
+         setup=backup_files, says=(f'BACKUP_S3_VERIFY_TLS: "maybe" {BAD_BOOL}',)),
+    Case("BACKUP_SECRET_DIR relative", ("BACKUP_SECRET_DIR",), dict(POSIX, BACKUP_SECRET_DIR="backup"),
+         setup=backup_files, says=('BACKUP_SECRET_DIR: "backup" is not an absolute path',)),
+    Case("s3-key missing", ("BACKUP_SECRET_DIR/s3-key",), S3, setup=with_backup(rm("backup/s3-key")),
+         says=(f"{BACKUP_SECRET}/s3-key: does not exist; expected the S3 access key id",)),
+    Case("s3-key-secret a dangling symlink", ("BACKUP_SECRET_DIR/s3-key-secret",), S3,
+         setup=with_backup(symlink("backup/s3-key-secret", "..data/s3-key-secret")),
+         says=(f"{BACKUP_SECRET}/s3-key-secret: is a symbolic link to nothing",)),
+    Case("s3-key-secret with a line break", ("BACKUP_SECRET_DIR/s3-key-secret",), S3,
+         setup=with_backup(write("backup/s3-key-secret", "K3y-S3cret\nmore\n")),
+         says=(f"{BACKUP_SECRET}/s3-key-secret: holds a line break",)),
+    Case("cipher-pass too short", ("BACKUP_SECRET_DIR/cipher-pass",), POSIX,
+         setup=with_backup(write("backup/cipher-pass", "K3y-S3cret\n")),
+         says=(f"{BACKUP_SECRET}/cipher-pass: is shorter than 20 bytes",)),
+    Case("cipher-pass empty", ("BACKUP_SECRET_DIR/cipher-pass",), POSIX,
+         setup=with_backup(write("backup/cipher-pass", "\n")),
+         says=(f"{BACKUP_SECRET}/cipher-pass: file is empty",)),
+    Case("cipher-pass unreadable (non-root)", ("BACKUP_SECRET_DIR/cipher-pass",), POSIX,
+         user="postgres", setup=with_backup(chmod("backup/cipher-pass", 0o600)),
+         says=(f"{BACKUP_SECRET}/cipher-pass: cannot be read (Permission denied)",)),
+    Case("BACKUP_ENCRYPTION", ("BACKUP_ENCRYPTION",), dict(POSIX, BACKUP_ENCRYPTION="aes"),
+         setup=backup_files, says=(f'BACKUP_ENCRYPTION: "aes" {BAD_BOOL}',)),
+    Case("BACKUP_FULL_SCHEDULE", ("BACKUP_FULL_SCHEDULE",), dict(POSIX, BACKUP_FULL_SCHEDULE="@weekly"),
+         setup=backup_files, says=('BACKUP_FULL_SCHEDULE: "@weekly" is not a schedule',)),
+    Case("BACKUP_DIFF_SCHEDULE", ("BACKUP_DIFF_SCHEDULE",), dict(POSIX, BACKUP_DIFF_SCHEDULE="0 1 * * 8"),
+         setup=backup_files,
+         says=('BACKUP_DIFF_SCHEDULE: "0 1 * * 8" is not a schedule: the day of week field',)),
+    Case("BACKUP_RETENTION_FULL", ("BACKUP_RETENTION_FULL",), dict(POSIX, BACKUP_RETENTION_FULL="0"),
+         setup=backup_files, says=('BACKUP_RETENTION_FULL: "0" is out of range',)),
+    Case("BACKUP_PROCESS_MAX", ("BACKUP_PROCESS_MAX",), dict(POSIX, BACKUP_PROCESS_MAX="+2"),
+         setup=backup_files, says=('BACKUP_PROCESS_MAX: "+2" is not a plain decimal number',)),
+    Case("BACKUP_COMPRESS_TYPE", ("BACKUP_COMPRESS_TYPE",), dict(POSIX, BACKUP_COMPRESS_TYPE="xz"),
+         setup=backup_files, says=('BACKUP_COMPRESS_TYPE: "xz" is not a known value',)),
+    Case("BACKUP_ARCHIVE_TIMEOUT", ("BACKUP_ARCHIVE_TIMEOUT",), dict(POSIX, BACKUP_ARCHIVE_TIMEOUT="5"),
+         setup=backup_files,
+         says=('BACKUP_ARCHIVE_TIMEOUT: "5" is out of range; expected 0 (off) or an integer',)),
+    Case("RESTORE_POINT_INTERVAL", ("RESTORE_POINT_INTERVAL",),
+         dict(POSIX, RESTORE_POINT_INTERVAL="86401"), setup=backup_files,
+         says=('RESTORE_POINT_INTERVAL: "86401" is out of range',)),
+    Case("RESTORE_FROM_CLUSTER invalid", ("RESTORE_FROM_CLUSTER",),
+         dict(RESTORE, RESTORE_FROM_CLUSTER="Old_Cluster"), setup=backup_files,
+         says=('RESTORE_FROM_CLUSTER: "Old_Cluster" is not a valid cluster name',)),
+    Case("RESTORE_TARGET missing", ("RESTORE_TARGET",), dict(RESTORE, RESTORE_TARGET=None),
+         setup=backup_files, says=("RESTORE_TARGET: not set",)),
+    Case("RESTORE_TARGET without RESTORE_FROM_CLUSTER", ("RESTORE_TARGET",),
+         dict(POSIX, RESTORE_TARGET="latest"), setup=backup_files,
+         says=("RESTORE_TARGET: set without RESTORE_FROM_CLUSTER",)),
+    Case("RESTORE_TARGET time not UTC", ("RESTORE_TARGET",),
+         dict(RESTORE, RESTORE_TARGET="2026-12-02T03:15:00+01:00"), setup=backup_files,
+         says=('RESTORE_TARGET: "2026-12-02T03:15:00+01:00" is not a valid UTC time',)),
+    Case("RESTORE_TARGET name", ("RESTORE_TARGET",), dict(RESTORE, RESTORE_TARGET="a b"),
+         setup=backup_files, says=('RESTORE_TARGET: "a b" is not a restore target',)),
+    Case("RESTORE_REPO_PATH", ("RESTORE_REPO_PATH",), dict(RESTORE, RESTORE_REPO_PATH="/old/"),
+         setup=backup_files, says=('RESTORE_REPO_PATH: "/old/" ends with /',)),
+    Case("RESTORE_SECRET_DIR relative", ("RESTORE_SECRET_DIR",),
+         dict(RESTORE, RESTORE_SECRET_DIR="source"), setup=backup_files,
+         says=('RESTORE_SECRET_DIR: "source" is not an absolute path',)),
+    Case("source s3-key missing", ("RESTORE_SECRET_DIR/<file>",), RESTORE,
+         setup=with_backup(rm("source/s3-key")),
+         says=(f"{P}/source/s3-key: does not exist; expected the S3 access key id",)),
+    Case("source cipher-pass with a trailing space", ("RESTORE_SECRET_DIR/<file>",), RESTORE,
+         setup=with_backup(write("source/cipher-pass", "Src-K3y-S3cret-cipher-passphrase \n")),
+         says=(f"{P}/source/cipher-pass: starts or ends with a space or tab",)),
+    Case("RUN_DIR/pgbackrest a file", ("RUN_DIR/pgbackrest",), POSIX,
+         setup=with_backup(write("run/pgbackrest", "x")),
+         says=(f"{P}/run/pgbackrest: exists but is not a directory",)),
+    Case("RUN_DIR/pgbackrest of another uid (non-root)", ("RUN_DIR/pgbackrest",), POSIX,
+         user="postgres", setup=with_backup(mkdir("run/pgbackrest", 0o700, owner=0)),
+         says=(f"{P}/run/pgbackrest: the pgBackRest directory (RUN_DIR/pgbackrest) is owned by uid 0",)),
+    Case("RUN_DIR/pgbackrest/lock a file", ("RUN_DIR/pgbackrest/lock",), POSIX,
+         setup=with_backup(mkdir("run/pgbackrest", 0o700, owner=OTHER_UID),
+                           write("run/pgbackrest/lock", "x")),
+         says=(f"{P}/run/pgbackrest/lock: exists but is not a directory",)),
+    Case("RUN_DIR/pgbackrest/pgbackrest.conf a directory", ("RUN_DIR/pgbackrest/pgbackrest.conf",),
+         POSIX, setup=with_backup(mkdir("run/pgbackrest/pgbackrest.conf")),
+         says=(f"{P}/run/pgbackrest/pgbackrest.conf: is a directory",)),
+    Case("RUN_DIR/pgbackrest/restore.conf a directory", ("RUN_DIR/pgbackrest/restore.conf",),
+         RESTORE, setup=with_backup(mkdir("run/pgbackrest/restore.conf")),
+         says=(f"{P}/run/pgbackrest/restore.conf: is a directory",)),
+    Case("RUN_DIR/pgbackrest/ca.crt a directory", ("RUN_DIR/pgbackrest/ca.crt",), S3,
+         setup=with_backup(mkdir("run/pgbackrest/ca.crt")),
+         says=(f"{P}/run/pgbackrest/ca.crt: is a directory",)),
+    Case("a repository secret variable twice", ("BACKUP_REPO",), POSIX, setup=backup_files,
+         extra_env=("BACKUP_REPO=s3",), says=("BACKUP_REPO: present 2 times in the environment",)),
     # the environment as a list: a name twice
     Case("a variable twice", ("POD_NAME",), extra_env=("POD_NAME=other-0-0",),
          says=("POD_NAME: present 2 times in the environment",)),
@@ -444,8 +604,8 @@ def run_case(tree, case, command, binary=BIN):
 
 def assert_clean(case, command, p, stdout, stderr):
     assert p.returncode == case.expect, f"{command}: exit {p.returncode}\n{stderr}"
-    for secret in SECRETS:
-        assert secret not in stdout and secret not in stderr, f"{command}: a password was printed"
+    for secret in SECRETS + BACKUP_SECRETS:
+        assert secret not in stdout and secret not in stderr, f"{command}: a secret was printed"
     assert "Sanitizer" not in stderr and "runtime error:" not in stderr, stderr
     if command != "start":
         assert stdout == "", stdout
@@ -488,6 +648,27 @@ def test_the_unbroken_tree_passes_and_a_start_would_change_it(make_tree, user):
     assert p.returncode == 0, p.stderr.decode()
     assert not any(s in (p.stdout + p.stderr).decode() for s in SECRETS)
     assert tree.snapshot() != before  # the snapshot sees what a start changes
+
+
+@pytest.mark.parametrize("user", ["root", "postgres"])
+def test_the_unbroken_backup_tree_passes(make_tree, user):
+    """The backup cases' baseline (s3, a CA, a restore from another repository) is valid:
+    `check` changes nothing, a start writes pgBackRest's files; no secret is printed."""
+    tree = make_tree(user)
+    backup_files(tree)
+    case = Case("backup baseline", (), RESTORE, user=user, expect=0)
+    before = tree.snapshot()
+    for command in ("check", "start"):
+        p = run_case(tree, case, command)
+        out = (p.stdout + p.stderr).decode()
+        assert p.returncode == 0, out
+        assert not any(s in out for s in SECRETS + BACKUP_SECRETS), out
+        if command == "check":
+            assert tree.snapshot() == before
+    for name in ("pgbackrest.conf", "restore.conf", "ca.crt"):
+        st = os.stat(tree.p("run", "pgbackrest", name))
+        assert (st.st_mode & 0o7777, st.st_uid) == (0o600, POSTGRES.pw_uid), name
+    assert "repo1-path=/old-repo\n" in tree.p("run", "pgbackrest", "restore.conf").read_text()
 
 
 def test_a_missing_module_is_70_before_any_change(make_tree):
@@ -535,7 +716,8 @@ def contract_tables():
 
 # Files the contract names in its prose rather than the Files table.
 PROSE_FILES = ["SSL_CERT_DIR/ca.crt", "SSL_CERT_DIR/server.crt", "SSL_CERT_DIR/server.key",
-               "SECRETS_DIR/<key>"]
+               "SECRETS_DIR/<key>", "BACKUP_SECRET_DIR/s3-key", "BACKUP_SECRET_DIR/s3-key-secret",
+               "BACKUP_SECRET_DIR/cipher-pass", "RESTORE_SECRET_DIR/<file>"]
 
 
 def covered():

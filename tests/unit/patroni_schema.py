@@ -34,6 +34,12 @@ def variants(secrets, etcd_port):
                                           POD_DNS_DOMAIN="citusdemo-0-hl.default.svc.cluster.local")
     yield "no-citus", dict(base, CITUS_ENABLED="false", CITUS_GROUP="3", SYNCHRONOUS_MODE="on")
     yield "rest-api-auth-off", dict(base, RESTAPI_AUTH="false")
+    backup_secrets = os.path.join(os.path.dirname(secrets), "backup")
+    yield "backup-s3", dict(base, BACKUP_REPO="s3", BACKUP_S3_ENDPOINT="minio:9000",
+                            BACKUP_S3_BUCKET="citus", BACKUP_SECRET_DIR=backup_secrets)
+    yield "backup-posix-restore", dict(base, BACKUP_REPO="posix", BACKUP_ENCRYPTION="false",
+                                       RESTORE_FROM_CLUSTER="olddemo",
+                                       RESTORE_TARGET="2026-12-02T03:15:00Z")
 
 
 def main():
@@ -49,6 +55,12 @@ def main():
         for name, value in (("superuser-password", 'su: "pw" #1\n'), ("replication-password", "true"),
                             ("restapi-password", "api: 'pw' #2\n")):
             with open(os.path.join(secrets, name), "w", encoding="utf-8") as f:
+                f.write(value)
+        backup = os.path.join(tmp, "backup")
+        os.mkdir(backup)
+        for name, value in (("s3-key", "AKIAKEY"), ("s3-key-secret", "s3cret/key"),
+                            ("cipher-pass", "a passphrase of 20+ bytes")):
+            with open(os.path.join(backup, name), "w", encoding="utf-8") as f:
                 f.write(value)
         for name, env in variants(secrets, etcd.getsockname()[1]):
             env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
@@ -69,6 +81,15 @@ def main():
                     failures.append(f"{name}: restapi.authentication rendered with RESTAPI_AUTH=false")
             elif api_auth != {"username": "patroni", "password": "api: 'pw' #2"}:
                 failures.append(f"{name}: restapi.authentication is {api_auth!r}")
+            pg = config["postgresql"]
+            if name.startswith("backup-"):
+                if pg["parameters"].get("archive_mode") != "on" \
+                        or pg.get("create_replica_methods") != ["pgbackrest", "basebackup"]:
+                    failures.append(f"{name}: archiving or the replica methods are missing")
+                if name.endswith("-restore") and config["bootstrap"].get("method") != "citus_init_restore":
+                    failures.append(f"{name}: no restore bootstrap method")
+            elif "archive_mode" in pg["parameters"] or "create_replica_methods" in pg:
+                failures.append(f"{name}: archiving rendered without BACKUP_REPO")
             print(f"patroni schema: {name}: {'ok' if not problems else 'FAILED'}")
     for f in failures:
         print("FAIL:", f)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "config.h"
@@ -468,6 +469,198 @@ static void invalid_utf8_fails_cleanly(void **state)
     f->cfg.pod_name = saved;
 }
 
+/* ---- backups (docs/backups.md) ---------------------------------------------------------- */
+
+static void backup_files(struct fixture *f)
+{
+    char *dir;
+    if (asprintf(&dir, "%s/backup", f->dir) < 0 || mkdir(dir, 0755) != 0)
+        abort();
+    free(write_file(dir, "s3-key", "AKIAKEY\n", 8));
+    free(write_file(dir, "s3-key-secret", "se=cret/key+1", 13));
+    free(write_file(dir, "cipher-pass", "pass phrase #1 of 20+ bytes\n", 28));
+    free(write_file(dir, "ca.crt", "-----BEGIN CERTIFICATE-----\n", 28));
+    set("BACKUP_SECRET_DIR", dir);
+    free(dir);
+}
+
+static void backup_off_renders_nothing(void **state)
+{
+    struct fixture *f = *state;
+    render(f, false);
+    assert_null(node_at(&f->doc, "postgresql/parameters/archive_mode"));
+    assert_null(node_at(&f->doc, "postgresql/parameters/archive_command"));
+    assert_null(node_at(&f->doc, "postgresql/recovery_conf"));
+    assert_null(node_at(&f->doc, "postgresql/create_replica_methods"));
+    assert_null(node_at(&f->doc, "postgresql/pgbackrest"));
+    assert_null(node_at(&f->doc, "bootstrap/method"));
+    assert_str(f, "postgresql/basebackup/0/checkpoint", "fast");
+    assert_null(render_pgbackrest_conf(&f->cfg, false));
+    assert_null(render_pgbackrest_conf(&f->cfg, true));
+}
+
+static void backup_s3_yaml_and_configuration(void **state)
+{
+    struct fixture *f = *state;
+    backup_files(f);
+    char *ca;
+    if (asprintf(&ca, "%s/backup/ca.crt", f->dir) < 0)
+        abort();
+    set("BACKUP_REPO", "s3");
+    set("BACKUP_S3_ENDPOINT", "minio.example.com:9000");
+    set("BACKUP_S3_BUCKET", "citus-backups");
+    set("BACKUP_S3_URI_STYLE", "path");
+    set("BACKUP_S3_CA_FILE", ca);
+    set("BACKUP_S3_VERIFY_TLS", "false");
+    set("BACKUP_ARCHIVE_TIMEOUT", "0");
+    set("BACKUP_COMPRESS_TYPE", "lz4");
+    set("CITUS_GROUP", "2");
+    set("RUN_DIR", "/run/citus-init");
+    render(f, false);
+    free(ca);
+    assert_quoted(f, "postgresql/parameters/archive_mode", "on");
+    assert_str(f, "postgresql/parameters/archive_command",
+               "pgbackrest --config=/run/citus-init/pgbackrest/pgbackrest.conf "
+               "--stanza=citusdemo-2 archive-push \"%p\"");
+    assert_plain(f, "postgresql/parameters/archive_timeout", "0");
+    assert_str(f, "postgresql/recovery_conf/restore_command",
+               "pgbackrest --config=/run/citus-init/pgbackrest/pgbackrest.conf "
+               "--stanza=citusdemo-2 archive-get %f \"%p\"");
+    assert_int_equal(seq_len(f, "postgresql/create_replica_methods"), 2);
+    assert_str(f, "postgresql/create_replica_methods/0", "pgbackrest");
+    assert_str(f, "postgresql/create_replica_methods/1", "basebackup");
+    assert_str(f, "postgresql/pgbackrest/command",
+               "pgbackrest --config=/run/citus-init/pgbackrest/pgbackrest.conf "
+               "--stanza=citusdemo-2 --delta restore --type=standby");
+    assert_plain(f, "postgresql/pgbackrest/keep_data", "true");
+    assert_plain(f, "postgresql/pgbackrest/no_params", "true");
+    assert_str(f, "postgresql/basebackup/0/checkpoint", "fast"); /* the fallback, as before */
+    assert_null(node_at(&f->doc, "bootstrap/method"));
+    /* no secret of the repository in the Patroni configuration */
+    assert_null(strstr(f->yaml, "AKIAKEY"));
+    assert_null(strstr(f->yaml, "se=cret"));
+    assert_null(strstr(f->yaml, "pass phrase"));
+
+    char *conf = render_pgbackrest_conf(&f->cfg, false);
+    assert_non_null(conf);
+    char *expected;
+    if (asprintf(&expected,
+                 "# citus-init: this group's repository (docs/backups.md)\n"
+                 "[global]\n"
+                 "repo1-type=s3\n"
+                 "repo1-path=/pgbackrest\n"
+                 "repo1-s3-endpoint=minio.example.com\n"
+                 "repo1-storage-port=9000\n"
+                 "repo1-s3-bucket=citus-backups\n"
+                 "repo1-s3-region=us-east-1\n"
+                 "repo1-s3-uri-style=path\n"
+                 "repo1-storage-ca-file=/run/citus-init/pgbackrest/ca.crt\n"
+                 "repo1-storage-verify-tls=n\n"
+                 "repo1-s3-key=AKIAKEY\n"
+                 "repo1-s3-key-secret=se=cret/key+1\n"
+                 "repo1-cipher-type=aes-256-cbc\n"
+                 "repo1-cipher-pass=pass phrase #1 of 20+ bytes\n"
+                 "repo1-retention-full=2\n"
+                 "process-max=2\n"
+                 "compress-type=lz4\n"
+                 "start-fast=y\n"
+                 "delta=y\n"
+                 "archive-async=n\n"
+                 "log-level-console=off\n"
+                 "log-level-stderr=warn\n"
+                 "log-level-file=off\n"
+                 "lock-path=/run/citus-init/pgbackrest/lock\n"
+                 "\n"
+                 "[citusdemo-2]\n"
+                 "pg1-path=/home/postgres/pgdata/pgroot/data\n"
+                 "pg1-port=5432\n"
+                 "pg1-socket-path=/var/run/postgresql\n"
+                 "pg1-user=postgres\n") < 0)
+        abort();
+    assert_string_equal(conf, expected);
+    free(expected);
+    free(conf);
+    assert_null(render_pgbackrest_conf(&f->cfg, true)); /* no restore */
+}
+
+static void backup_restore_bootstrap_and_source(void **state)
+{
+    struct fixture *f = *state;
+    set("BACKUP_REPO", "posix");
+    set("BACKUP_ENCRYPTION", "false");
+    set("BACKUP_REPO_PATH", "/var/lib/pgbackrest");
+    set("RESTORE_FROM_CLUSTER", "olddemo");
+    set("RESTORE_TARGET", "before-upgrade");
+    set("RESTORE_REPO_PATH", "/mnt/old repo");
+    set("SUPERUSER_USERNAME", "admin");
+    set("PG_PORT", "6432");
+    set("PGDATA", "/data/pg");
+    render(f, false);
+    /* without the executable's path (the caller sets it) the command is found in PATH */
+    assert_str(f, "bootstrap/method", "citus_init_restore");
+    assert_str(f, "bootstrap/citus_init_restore/command", "citus-init restore-bootstrap");
+    assert_plain(f, "bootstrap/citus_init_restore/keep_existing_recovery_conf", "true");
+    assert_plain(f, "bootstrap/citus_init_restore/no_params", "true");
+    assert_null(node_at(&f->doc, "bootstrap/citus_init_restore/recovery_conf"));
+    assert_int_equal(seq_len(f, "bootstrap/initdb"), 2); /* kept for the ordinary bootstrap */
+
+    char *conf = render_pgbackrest_conf(&f->cfg, true);
+    assert_non_null(conf);
+    assert_string_equal(conf,
+                        "# citus-init: the source of RESTORE_FROM_CLUSTER (docs/backups.md)\n"
+                        "[global]\n"
+                        "repo1-type=posix\n"
+                        "repo1-path=/mnt/old repo\n"
+                        "repo1-retention-full=2\n"
+                        "process-max=2\n"
+                        "compress-type=zst\n"
+                        "start-fast=y\n"
+                        "delta=y\n"
+                        "archive-async=n\n"
+                        "log-level-console=off\n"
+                        "log-level-stderr=warn\n"
+                        "log-level-file=off\n"
+                        "lock-path=/run/citus-init/pgbackrest/lock\n"
+                        "\n"
+                        "[olddemo-0]\n"
+                        "pg1-path=/data/pg\n"
+                        "pg1-port=6432\n"
+                        "pg1-socket-path=/var/run/postgresql\n"
+                        "pg1-user=admin\n");
+    free(conf);
+    conf = render_pgbackrest_conf(&f->cfg, false);
+    assert_non_null(strstr(conf, "repo1-path=/var/lib/pgbackrest\n"));
+    assert_non_null(strstr(conf, "\n[citusdemo-0]\n"));
+    assert_null(strstr(conf, "cipher"));
+    free(conf);
+
+    f->cfg.backup.self_exe = strdup("/opt/citus init/bin/citus-init");
+    free(f->yaml);
+    f->yaml = render_patroni_yaml(&f->cfg, false);
+    assert_non_null(strstr(f->yaml, "command: \"'/opt/citus init/bin/citus-init' "
+                                    "restore-bootstrap\""));
+}
+
+/* The commands go through /bin/sh (PostgreSQL) or shlex.split (Patroni): a RUN_DIR with a
+ * space, a quote or a '%' stays one word, and PostgreSQL's '%' expansion leaves it intact. */
+static void backup_commands_quote_the_configuration_path(void **state)
+{
+    struct fixture *f = *state;
+    set("BACKUP_REPO", "posix");
+    set("BACKUP_ENCRYPTION", "false");
+    set("RUN_DIR", "/run/it's 100% ok");
+    render(f, false);
+    assert_str(f, "postgresql/parameters/archive_command",
+               "pgbackrest '--config=/run/it'\\''s 100%% ok/pgbackrest/pgbackrest.conf' "
+               "--stanza=citusdemo-0 archive-push \"%p\"");
+    assert_str(f, "postgresql/recovery_conf/restore_command",
+               "pgbackrest '--config=/run/it'\\''s 100%% ok/pgbackrest/pgbackrest.conf' "
+               "--stanza=citusdemo-0 archive-get %f \"%p\"");
+    assert_str(f, "postgresql/pgbackrest/command",
+               "pgbackrest '--config=/run/it'\\''s 100% ok/pgbackrest/pgbackrest.conf' "
+               "--stanza=citusdemo-0 --delta restore --type=standby");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -486,6 +679,10 @@ int main(void)
         T(restapi_tricky_password_round_trips),
         T(invalid_utf8_fails_cleanly),
         cmocka_unit_test(only_for_database_pods),
+        T(backup_off_renders_nothing),
+        T(backup_s3_yaml_and_configuration),
+        T(backup_restore_bootstrap_and_source),
+        T(backup_commands_quote_the_configuration_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,7 +76,8 @@ enum fsprep_status fsprep_apply(const struct fsprep_plan *plan, const char *patr
                                 struct diag *d);
 void fsprep_plan_free(struct fsprep_plan *plan);
 
-/* fsprep_check, then (when usable) fsprep_apply. */
+/* fsprep_check, then (when usable) fsprep_apply; without pgBackRest's texts, so it fails for
+ * a configuration with BACKUP_REPO set (pod.c renders them between the two). */
 enum fsprep_status fsprep_run(const struct config *cfg, const struct run_user *u, bool as_root,
                               const char *patroni_yaml, struct diag *d);
 

@@ -99,6 +99,30 @@ static void check_log_line(const char *msg, const char *value)
     log_format_line(line, sizeof(line), LOG_FORMAT_LOGFMT, "t", LOG_WARN, msg, kv);
 }
 
+/* pgBackRest's configuration: every line a comment, a [section], empty, or key=value whose
+ * value is not empty and has no white space at either end (pgBackRest would trim it). */
+static void check_pgbackrest_conf(const struct config *cfg, bool for_restore)
+{
+    char *conf = render_pgbackrest_conf(cfg, for_restore);
+    if (!conf) {
+        fprintf(stderr, "a valid backup configuration failed to render\n");
+        abort();
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(conf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        size_t n = strlen(line);
+        char *eq = strchr(line, '=');
+        if (line[0] == '#' || (line[0] == '[' && line[n - 1] == ']' && !eq))
+            continue;
+        if (!eq || eq == line || !eq[1] || strchr(" \t\r", eq[1]) || strchr(" \t\r", line[n - 1])) {
+            fprintf(stderr, "pgbackrest.conf line not key=value: %s\n", line);
+            abort();
+        }
+    }
+    explicit_bzero(conf, strlen(conf));
+    free(conf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -141,6 +165,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             check_document(yaml, cfg.superuser_password);
             check_document(masked, "********");
+            if (cfg.backup.repo != BACKUP_REPO_NONE)
+                check_pgbackrest_conf(&cfg, false);
+            if (cfg.backup.restore_from_cluster)
+                check_pgbackrest_conf(&cfg, true);
         }
         free(yaml);
         free(masked);

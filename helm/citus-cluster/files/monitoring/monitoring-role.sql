@@ -14,7 +14,7 @@ DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'citus_monitor') THEN
     CREATE ROLE citus_monitor LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION
-      CONNECTION LIMIT 3;
+      CONNECTION LIMIT 5;
   END IF;
 END
 $$;
@@ -28,19 +28,29 @@ ALTER ROLE citus_monitor SET lock_timeout = '1s';
 
 DO $$
 BEGIN
-  EXECUTE format('GRANT CONNECT ON DATABASE %I TO citus_monitor', current_database());
+  -- Only when PUBLIC's CONNECT was revoked: Citus refuses database GRANTs on a worker (the
+  -- coordinator's propagate there).
+  IF NOT has_database_privilege('citus_monitor', current_database(), 'CONNECT') THEN
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO citus_monitor', current_database());
+  END IF;
   -- citus_remote_connection_stats(): REVOKEd from PUBLIC by Citus; it reads the shared
   -- connection counters only.
   IF to_regprocedure('pg_catalog.citus_remote_connection_stats()') IS NOT NULL THEN
     GRANT EXECUTE ON FUNCTION pg_catalog.citus_remote_connection_stats() TO citus_monitor;
   END IF;
-  -- citus-init's status tables (docs/backups.md), once they exist.
+  -- citus-init's status tables (docs/backups.md), once they exist. Each GRANT only when the
+  -- privilege is missing: with Citus the schema created on the coordinator is propagated to
+  -- the workers, where Citus refuses GRANTs on it (the coordinator's GRANT reaches them).
   IF to_regnamespace('citus_init') IS NOT NULL THEN
-    GRANT USAGE ON SCHEMA citus_init TO citus_monitor;
-    IF to_regclass('citus_init.backup_history') IS NOT NULL THEN
+    IF NOT has_schema_privilege('citus_monitor', 'citus_init', 'USAGE') THEN
+      GRANT USAGE ON SCHEMA citus_init TO citus_monitor;
+    END IF;
+    IF to_regclass('citus_init.backup_history') IS NOT NULL
+       AND NOT has_table_privilege('citus_monitor', 'citus_init.backup_history', 'SELECT') THEN
       GRANT SELECT ON citus_init.backup_history TO citus_monitor;
     END IF;
-    IF to_regclass('citus_init.restore_points') IS NOT NULL THEN
+    IF to_regclass('citus_init.restore_points') IS NOT NULL
+       AND NOT has_table_privilege('citus_monitor', 'citus_init.restore_points', 'SELECT') THEN
       GRANT SELECT ON citus_init.restore_points TO citus_monitor;
     END IF;
   END IF;

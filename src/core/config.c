@@ -1303,7 +1303,8 @@ bool restore_point_name_valid(const char *s)
     return true;
 }
 
-static void load_restore_target(struct loader *ld, struct backup_config *bk)
+static void load_restore_target(struct loader *ld, const struct config *cfg,
+                                struct backup_config *bk)
 {
     char b[SHOW_MAX];
     const char *v = raw(ld, "RESTORE_TARGET");
@@ -1315,6 +1316,11 @@ static void load_restore_target(struct loader *ld, struct backup_config *bk)
     }
     if (strcasecmp(v, "latest") == 0) {
         bk->restore_target_kind = RESTORE_TARGET_LATEST;
+        if (cfg->citus_enabled && !ld->secrets_from_env)
+            diag_warn(ld->d, "RESTORE_TARGET: latest with Citus: every group replays its own "
+                      "archive to its end, so the groups are not consistent with each other "
+                      "(a distributed transaction may be on some and not on others); a restore "
+                      "point name restores a consistent cluster");
         return;
     }
     if (looks_like_time(v)) {
@@ -1362,7 +1368,7 @@ static void load_restore(struct loader *ld, struct config *cfg, struct backup_co
     } else if (cfg->purpose == CONFIG_POD) {
         bk->restore_stanza = xasprintf("%s-%d", bk->restore_from_cluster, cfg->citus_group);
     }
-    load_restore_target(ld, bk);
+    load_restore_target(ld, cfg, bk);
 
     bk->source.path = take_path(ld, "RESTORE_REPO_PATH", bk->own.path);
     if (bk->source.path && raw(ld, "RESTORE_REPO_PATH"))

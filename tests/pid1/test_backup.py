@@ -197,6 +197,7 @@ def test_agent_gets_the_repository_secrets_on_stdin(pid1, backup_pod):
         pytest.skip("the agent module does not load in this build: " + p.stderr[-300:])
     assert "not handed over on the agent's stdin" not in p.stderr, p.stderr
     assert "agent: configuration invalid" not in p.stderr, p.stderr
+    assert 'component=citus-init-agent msg="agent started"' in p.stderr, p.stderr
     assert no_secret_in(p.stderr)
 
 

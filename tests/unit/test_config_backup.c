@@ -507,7 +507,10 @@ static void restore_targets(void **state)
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         set("RESTORE_TARGET", good[i].text);
-        assert_loads();
+        int rc = load(f);
+        assert_int_equal(rc, 0);
+        /* latest with Citus: accepted, with a warning that the groups are not consistent */
+        assert_int_equal(f->d.count, good[i].kind == RESTORE_TARGET_LATEST);
         const struct backup_config *b = &f->cfg.backup;
         assert_int_equal(b->restore_target_kind, good[i].kind);
         if (good[i].kind == RESTORE_TARGET_LATEST)
@@ -518,6 +521,16 @@ static void restore_targets(void **state)
         assert_string_equal(b->restore_stanza, "olddemo-2");
         assert_string_equal(b->stanza, "citusdemo-2");
     }
+    set("RESTORE_TARGET", "latest");
+    assert_int_equal(load(f), 0);
+    assert_true(diag_has(&f->d, DIAG_WARNING, "RESTORE_TARGET: latest with Citus: every group "
+                         "replays its own archive to its end, so the groups are not consistent "
+                         "with each other (a distributed transaction may be on some and not on "
+                         "others); a restore point name restores a consistent cluster"));
+    set("CITUS_ENABLED", "false");
+    assert_loads();
+    assert_int_equal(f->d.count, 0);
+    unset("CITUS_ENABLED");
     const char *bad_times[] = {"2026-13-02T03:15:00Z", "2026-02-29T00:00:00Z",
                                "2026-12-02T24:00:00Z", "2026-12-02T03:60:00Z",
                                "2026-12-02T03:15:60Z", "2026-12-02T03:15:00+01:00",
@@ -571,7 +584,7 @@ static void restore_needs_both_and_a_repository(void **state)
                       "time such as 2026-12-02T03:15:00Z, or latest, because "
                       "RESTORE_FROM_CLUSTER is set");
     set("RESTORE_FROM_CLUSTER", "Old_Demo");
-    set("RESTORE_TARGET", "latest");
+    set("RESTORE_TARGET", "before-upgrade");
     assert_only_error("RESTORE_FROM_CLUSTER: \"Old_Demo\" is not a valid cluster name; expected "
                       "the source's CLUSTER_NAME, a DNS label of lowercase letters, digits and "
                       "'-', at most 63 characters");
@@ -592,7 +605,7 @@ static void restore_source_repository(void **state)
 {
     struct fixture *f = *state;
     set("RESTORE_FROM_CLUSTER", "citusdemo"); /* the same name, after its data is gone */
-    set("RESTORE_TARGET", "latest");
+    set("RESTORE_TARGET", "before-upgrade");
     assert_loads();
     const struct backup_config *b = &f->cfg.backup;
     /* defaults: our repository and our secrets */

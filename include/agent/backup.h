@@ -37,6 +37,7 @@ enum backup_type { BACKUP_FULL, BACKUP_DIFF, BACKUP_INCR };
 
 struct backup_outcome {
     bool ok;
+    char type[8];              /* what pgBackRest made (a diff without a full is a full) */
     char label[64];
     double duration_s;
     long long size_bytes;      /* pgBackRest info: backup size (database), -1 unknown */
@@ -55,7 +56,7 @@ int backup_run(const struct config *cfg, enum backup_type type, struct backup_ou
 int backup_prepare(const struct config *cfg, bool *first_full);
 
 /* `citus-init backup [--type full|diff|incr]` (default full): on the group's primary, wait,
- * print "label<TAB>type<TAB>duration_s<TAB>size_bytes<TAB>repo_size_bytes". Exit status. */
+ * print "label<TAB>type made<TAB>duration_s<TAB>size_bytes<TAB>repo_size_bytes". Exit status. */
 int backup_command(const struct config *cfg, int argc, char *const *argv);
 
 /* --- the agent's duty --- */
@@ -82,7 +83,8 @@ struct pgbackrest_result {
     char *err;
     size_t err_len;
 };
-/* pgbackrest --config=RUN_DIR/pgbackrest/<conf_file> --stanza=<stanza> ARGS..., waited for.
+/* pgbackrest --config=RUN_DIR/<conf_file> --stanza=<stanza> ARGS..., waited for (conf_file:
+ * BACKUP_CONF_FILE or BACKUP_RESTORE_CONF_FILE).
  * args NULL-terminated. 0 when it ran (see r->status), -1 when it could not be started
  * (reason logged). Free with backup_pgbackrest_free. */
 int backup_pgbackrest(const struct config *cfg, const char *conf_file, const char *stanza,
@@ -116,7 +118,11 @@ bool backup_info_latest(const char *json, size_t len, const char *type_name, tim
                         char *label, size_t label_size, long long *size, long long *repo_size);
 /* How many backups the stanza has in that info; -1 when the text is not pgBackRest's info. */
 int backup_info_count(const char *json, size_t len);
-/* The label of the newest backup that stopped strictly before t; false when none. */
-bool backup_info_before(const char *json, size_t len, time_t t, char *label, size_t size);
+/* The label of the newest backup whose stop LSN is at or before lsn (recovery to a target
+ * must start from a backup that is consistent before it); false when none. */
+bool backup_info_before(const char *json, size_t len, unsigned long long lsn, char *label,
+                        size_t size);
+/* A PostgreSQL LSN "X/Y" as a number; false when it is not one. */
+bool backup_parse_lsn(const char *text, unsigned long long *lsn);
 
 #endif

@@ -20,11 +20,20 @@
 #include "diag.h"
 
 /* Where: the object store settings (repo type, S3 endpoint ...) and one repository (our own,
- * or a restore's source). Both borrowed. */
+ * or a restore's source), all borrowed; the CA, when BACKUP_S3_CA_FILE is set, is the
+ * preparation's copy RUN_DIR/BACKUP_CA_COPY (readable by RUN_AS_USER, like pgBackRest's). */
 struct catalog_repo {
     const struct backup_config *backup;
     const struct backup_repo_ref *ref;
+    const char *run_dir;
 };
+
+/* The catalogue of our repository (source false) or of the restore's source. */
+static inline struct catalog_repo catalog_repo_of(const struct config *cfg, bool source)
+{
+    return (struct catalog_repo){&cfg->backup, source ? &cfg->backup.source : &cfg->backup.own,
+                                 cfg->run_dir};
+}
 
 struct catalog_entry {
     char *name;

@@ -6,7 +6,6 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,7 +102,18 @@ bool backup_info_latest(const char *json, size_t len, const char *type_name, tim
     return best != NULL;
 }
 
-bool backup_info_before(const char *json, size_t len, time_t t, char *label, size_t size)
+bool backup_parse_lsn(const char *text, unsigned long long *lsn)
+{
+    unsigned int hi, lo;
+    int used = 0;
+    if (!text || sscanf(text, "%X/%X%n", &hi, &lo, &used) != 2 || text[used] != '\0')
+        return false;
+    *lsn = (unsigned long long)hi << 32 | lo;
+    return true;
+}
+
+bool backup_info_before(const char *json, size_t len, unsigned long long lsn, char *label,
+                        size_t size)
 {
     cJSON *doc = cJSON_ParseWithLength(json, len);
     const cJSON *backups = info_backups(doc), *b;
@@ -111,8 +121,13 @@ bool backup_info_before(const char *json, size_t len, time_t t, char *label, siz
     bool found = false;
     cJSON_ArrayForEach(b, backups) {
         const cJSON *jl = cJSON_GetObjectItemCaseSensitive(b, "label");
+        const cJSON *jlsn = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(b, "lsn"), "stop");
         double stop = number_at(b, "timestamp", "stop");
-        if (!cJSON_IsString(jl) || stop < 0 || stop >= (double)t || stop < best_stop)
+        unsigned long long stop_lsn;
+        if (!cJSON_IsString(jl) || !cJSON_IsString(jlsn) ||
+            !backup_parse_lsn(jlsn->valuestring, &stop_lsn) || stop_lsn > lsn ||
+            stop < best_stop)
             continue;
         best_stop = stop;
         snprintf(label, size, "%s", jl->valuestring);
@@ -157,7 +172,9 @@ int backup_pgbackrest(const struct config *cfg, const char *conf_file, const cha
                       const char *const *args, struct pgbackrest_result *r)
 {
     memset(r, 0, sizeof *r);
-    char *conf = xasprintf("--config=%s/pgbackrest/%s", cfg->run_dir, conf_file);
+    char *path = config_path(cfg, conf_file);
+    char *conf = xasprintf("--config=%s", path);
+    free(path);
     char *st = xasprintf("--stanza=%s", stanza);
     size_t n = 0;
     while (args[n])
@@ -331,6 +348,12 @@ void backup_pq_error(PGconn *conn, PGresult *res, char *err, size_t errlen)
         err[--n] = '\0';
 }
 
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 PGconn *backup_connect_local(const struct config *cfg, char *err, size_t errlen)
 {
     char port[16];
@@ -356,6 +379,7 @@ PGconn *backup_connect_local(const struct config *cfg, char *err, size_t errlen)
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeProcessor(conn, ignore_notice, NULL); /* "already exists, skipping" */
     return conn;
 }
 
@@ -480,13 +504,14 @@ int backup_run(const struct config *cfg, enum backup_type type, struct backup_ou
     snprintf(type_arg, sizeof type_arg, "--type=%s", tn);
     const char *args[] = {"backup", type_arg, NULL};
     struct pgbackrest_result r;
-    int rc = backup_pgbackrest(cfg, "pgbackrest.conf", cfg->backup.stanza, args, &r);
+    int rc = backup_pgbackrest(cfg, BACKUP_CONF_FILE, cfg->backup.stanza, args, &r);
     double finished = wall_now();
     o.duration_s = finished - started;
     char duration[32];
     snprintf(duration, sizeof duration, "%.1f", o.duration_s);
     int result = -1;
     const char *done_type = tn;
+    snprintf(o.type, sizeof o.type, "%s", tn);
     if (rc == 0 && r.status == 0) {
         o.ok = true;
         result = 0;
@@ -494,7 +519,7 @@ int backup_run(const struct config *cfg, enum backup_type type, struct backup_ou
          * what was made. */
         struct pgbackrest_result info;
         const char *info_args[] = {"--output=json", "info", NULL};
-        if (backup_pgbackrest(cfg, "pgbackrest.conf", cfg->backup.stanza, info_args, &info) ==
+        if (backup_pgbackrest(cfg, BACKUP_CONF_FILE, cfg->backup.stanza, info_args, &info) ==
                 0 &&
             info.status == 0 &&
             backup_info_latest(info.out, info.out_len, NULL, (time_t)started - 1, o.label,
@@ -502,6 +527,7 @@ int backup_run(const struct config *cfg, enum backup_type type, struct backup_ou
             /* labels end in F, D or I */
             char kind = o.label[strlen(o.label) - 1];
             done_type = kind == 'D' ? "diff" : kind == 'I' ? "incr" : "full";
+            snprintf(o.type, sizeof o.type, "%s", done_type);
         } else {
             log_warn("backup made, but pgbackrest info does not show it", "stanza",
                      cfg->backup.stanza, NULL);
@@ -566,7 +592,7 @@ int backup_prepare(const struct config *cfg, bool *first_full)
 
     struct pgbackrest_result r;
     const char *create[] = {"stanza-create", NULL};
-    if (backup_pgbackrest(cfg, "pgbackrest.conf", cfg->backup.stanza, create, &r) < 0)
+    if (backup_pgbackrest(cfg, BACKUP_CONF_FILE, cfg->backup.stanza, create, &r) < 0)
         return -1;
     if (r.status != 0) {
         backup_pgbackrest_error(cfg, &r, err, sizeof err);
@@ -578,7 +604,7 @@ int backup_prepare(const struct config *cfg, bool *first_full)
     log_info("stanza ready", "stanza", cfg->backup.stanza, NULL);
 
     const char *info_args[] = {"--output=json", "info", NULL};
-    if (backup_pgbackrest(cfg, "pgbackrest.conf", cfg->backup.stanza, info_args, &r) < 0)
+    if (backup_pgbackrest(cfg, BACKUP_CONF_FILE, cfg->backup.stanza, info_args, &r) < 0)
         return -1;
     int count = r.status == 0 ? backup_info_count(r.out, r.out_len) : -1;
     if (count < 0) {
@@ -621,7 +647,7 @@ int backup_command(const struct config *cfg, int argc, char *const *argv)
     struct backup_outcome o;
     if (backup_run(cfg, type, &o) != 0)
         return 1;
-    printf("%s\t%s\t%.1f\t%lld\t%lld\n", o.label[0] ? o.label : "-", backup_type_name(type),
+    printf("%s\t%s\t%.1f\t%lld\t%lld\n", o.label[0] ? o.label : "-", o.type,
            o.duration_s, o.size_bytes, o.repo_size_bytes);
     return fflush(stdout) == 0 ? 0 : 1;
 }
@@ -862,7 +888,8 @@ static void on_worker_exit(struct ev_loop *loop, ev_child *c, int revents)
                  "retry_in_s", in, NULL);
         ev_timer_set(&d->retry_timer, d->retry_delay, 0.);
         ev_timer_start(loop, &d->retry_timer);
-        d->retry_delay = fmin(d->retry_delay * 2, BACKUP_RETRY_MAX_S);
+        d->retry_delay = d->retry_delay * 2 < BACKUP_RETRY_MAX_S ? d->retry_delay * 2
+                                                                  : BACKUP_RETRY_MAX_S;
     } else if (w->kind == WORK_BACKUP) {
         if (status == 0)
             start_restore_point(d);

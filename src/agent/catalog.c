@@ -396,8 +396,9 @@ static int s3_request(const struct catalog_repo *repo, const char *method, const
     curl_easy_setopt(h, CURLOPT_USERNAME, repo->ref->s3_key ? repo->ref->s3_key : "");
     curl_easy_setopt(h, CURLOPT_PASSWORD, repo->ref->s3_key_secret ? repo->ref->s3_key_secret : "");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    if (b->s3_ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, b->s3_ca_file);
+    char *ca = b->s3_ca_file ? xasprintf("%s/%s", repo->run_dir, BACKUP_CA_COPY) : NULL;
+    if (ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, b->s3_verify_tls ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, b->s3_verify_tls ? 2L : 0L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -426,6 +427,7 @@ static int s3_request(const struct catalog_repo *repo, const char *method, const
         }
     }
     curl_easy_cleanup(h);
+    free(ca);
     curl_slist_free_all(headers);
     free(hash_header);
     free(sigv4);

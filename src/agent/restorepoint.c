@@ -64,6 +64,7 @@ struct group_wal {
     int group;
     char node[160];          /* host:port, "local" for the coordinator */
     char segment[SEGMENT_LEN + 1];
+    char before[32];         /* the group's WAL position just before the restore point */
     char lsn[32];            /* where the switch ended the segment */
     char last_archived[64];
     char last_failed[64];
@@ -122,14 +123,50 @@ static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *
     return NULL;
 }
 
-/* Switch WAL on every group; fills g. 0, or -1 with err. */
+static struct group_wal *group_of(struct groups *g, int group, const char *node)
+{
+    for (size_t i = 0; i < g->count; i++)
+        if (g->items[i].group == group)
+            return &g->items[i];
+    return groups_add(g, group, node);
+}
+
+/* Every group's current WAL position (before the restore point): fills g. 0, or -1. */
+static int positions(PGconn *conn, struct groups *g, char *err, size_t errlen)
+{
+    PGresult *res = query(conn, "SELECT pg_current_wal_lsn()::text", 0, NULL, PGRES_TUPLES_OK,
+                          err, errlen);
+    if (!res)
+        return -1;
+    snprintf(groups_add(g, 0, "local")->before, sizeof g->items[0].before, "%s",
+             PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = query(conn, ON_WORKERS("SELECT pg_current_wal_lsn()::text"), 0, NULL,
+                PGRES_TUPLES_OK, err, errlen);
+    if (!res)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        struct group_wal *w = groups_add(g, atoi(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1));
+        if (strcmp(PQgetvalue(res, i, 2), "t") != 0) {
+            snprintf(err, errlen, "group %d (%s) cannot be reached: %.200s", w->group, w->node,
+                     PQgetvalue(res, i, 3));
+            rc = -1;
+        } else {
+            snprintf(w->before, sizeof w->before, "%s", PQgetvalue(res, i, 3));
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Switch WAL on every group; fills the segments of g. 0, or -1 with err. */
 static int switch_all(PGconn *conn, struct groups *g, char *err, size_t errlen)
 {
     PGresult *res = query(conn, SWITCH_SQL, 0, NULL, PGRES_TUPLES_OK, err, errlen);
     if (!res)
         return -1;
-    struct group_wal *c = groups_add(g, 0, "local");
-    bool ok = PQntuples(res) == 1 && parse_switch(PQgetvalue(res, 0, 0), c);
+    bool ok = PQntuples(res) == 1 && parse_switch(PQgetvalue(res, 0, 0), group_of(g, 0, "local"));
     PQclear(res);
     if (!ok) {
         snprintf(err, errlen, "pg_switch_wal on the coordinator gave no segment name");
@@ -140,7 +177,7 @@ static int switch_all(PGconn *conn, struct groups *g, char *err, size_t errlen)
         return -1;
     int rc = 0;
     for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
-        struct group_wal *w = groups_add(g, atoi(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1));
+        struct group_wal *w = group_of(g, atoi(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1));
         if (strcmp(PQgetvalue(res, i, 2), "t") != 0 || !parse_switch(PQgetvalue(res, i, 3), w)) {
             snprintf(err, errlen, "pg_switch_wal failed on group %d (%s): %.200s", w->group,
                      w->node, PQgetvalue(res, i, 3));
@@ -161,7 +198,7 @@ static bool all_archived(PGconn *conn, struct groups *g, int *rc, char *err, siz
         return false;
     }
     if (PQntuples(res) == 1)
-        parse_archiver(PQgetvalue(res, 0, 0), &g->items[0]);
+        parse_archiver(PQgetvalue(res, 0, 0), group_of(g, 0, "local"));
     PQclear(res);
     res = query(conn, ON_WORKERS(ARCHIVER_SQL), 0, NULL, PGRES_TUPLES_OK, err, errlen);
     if (!res) {
@@ -170,8 +207,8 @@ static bool all_archived(PGconn *conn, struct groups *g, int *rc, char *err, siz
     }
     for (int i = 0; i < PQntuples(res); i++) {
         int group = atoi(PQgetvalue(res, i, 0));
-        for (size_t k = 1; k < g->count; k++)
-            if (g->items[k].group == group && strcmp(PQgetvalue(res, i, 2), "t") == 0)
+        for (size_t k = 0; k < g->count; k++)
+            if (group != 0 && g->items[k].group == group && strcmp(PQgetvalue(res, i, 2), "t") == 0)
                 parse_archiver(PQgetvalue(res, i, 3), &g->items[k]);
     }
     PQclear(res);
@@ -200,9 +237,14 @@ static char *document(const char *name, time_t created, const char *lsn, double 
     cJSON_AddStringToObject(doc, "time", when);
     cJSON_AddStringToObject(doc, "lsn", lsn);
     cJSON_AddNumberToObject(doc, "pause_ms", pause_ms);
+    /* Per group an LSN at or before its restore point: the coordinator's is the restore
+     * point's own, a worker's where its WAL stood just before (a backup that ended there
+     * can recover to the restore point: restore-bootstrap picks the backup by it). */
     for (size_t i = 0; i < g->count; i++) {
+        if (!g->items[i].before[0])
+            continue; /* a group registered meanwhile: its restore point is not known */
         snprintf(key, sizeof key, "%d", g->items[i].group);
-        cJSON_AddStringToObject(groups, key, g->items[i].lsn);
+        cJSON_AddStringToObject(groups, key, g->items[i].group == 0 ? lsn : g->items[i].before);
     }
     cJSON_AddItemToObject(doc, "groups", groups);
     char *text = cJSON_Print(doc);
@@ -284,6 +326,10 @@ int restorepoint_create(const struct config *cfg, const char *given,
         }
     }
 
+    if (positions(conn, &g, err, sizeof err) < 0) {
+        rc = fail("restore point failed: the groups' WAL positions", name, err);
+        goto out;
+    }
     const char *p1[] = {name};
     double t0 = mono_now();
     PGresult *res = query(conn, "SELECT citus_create_restore_point($1)::text", 1, p1,
@@ -345,7 +391,7 @@ int restorepoint_create(const struct config *cfg, const char *given,
     double archived_after = mono_now() - wait_from;
 
     doc = document(name, created, lsn, pause_ms, &g);
-    struct catalog_repo repo = {&cfg->backup, &cfg->backup.own};
+    struct catalog_repo repo = catalog_repo_of(cfg, false);
     struct diag d;
     diag_init(&d);
     if (catalog_write(&repo, cfg->cluster_name, name, doc, &d) < 0) {
@@ -407,9 +453,8 @@ int restorepoint_command(const struct config *cfg, int argc, char *const *argv)
  * own otherwise. */
 static struct catalog_repo repo_of(const struct config *cfg, const char *cluster)
 {
-    bool source = cfg->backup.restore_from_cluster &&
-                  strcmp(cluster, cfg->backup.restore_from_cluster) == 0;
-    return (struct catalog_repo){&cfg->backup, source ? &cfg->backup.source : &cfg->backup.own};
+    return catalog_repo_of(cfg, cfg->backup.restore_from_cluster &&
+                                    strcmp(cluster, cfg->backup.restore_from_cluster) == 0);
 }
 
 static void log_diag_errors(const struct diag *d, const char *msg)
@@ -460,13 +505,47 @@ int restorepoint_list_command(const struct config *cfg, int argc, char *const *a
 struct resolved {
     const char *type;     /* name, time, default */
     char target[96];      /* empty for default */
-    time_t point_time;    /* a catalogue entry's time (selects the backup set); 0 unknown */
+    bool have_lsn;        /* a catalogue entry's position for this group (picks the backup) */
+    unsigned long long lsn;
 };
+
+/* This group's position in the catalogue entry name of the source: 0, or -1 after logging
+ * (not in the catalogue, not a document, no position for this group). */
+static int entry_position(const struct config *cfg, const char *name, struct resolved *r,
+                          struct diag *d)
+{
+    const struct backup_config *b = &cfg->backup;
+    struct catalog_repo repo = catalog_repo_of(cfg, true);
+    char *json = NULL;
+    int found = catalog_read(&repo, b->restore_from_cluster, name, &json, d);
+    if (found == 1)
+        log_error("RESTORE_TARGET: the restore point is not in the catalogue of the source "
+                  "cluster; expected an available restore point (citus-init restore-points "
+                  "lists them)", "name", name, "cluster", b->restore_from_cluster,
+                  "repository", b->source.path, NULL);
+    if (found != 0)
+        return -1;
+    char group[16];
+    snprintf(group, sizeof group, "%d", cfg->citus_group);
+    cJSON *doc = cJSON_Parse(json);
+    free(json);
+    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(doc, "groups"), group);
+    r->have_lsn = cJSON_IsString(pos) && backup_parse_lsn(pos->valuestring, &r->lsn);
+    cJSON_Delete(doc);
+    if (!r->have_lsn) {
+        log_error("RESTORE_TARGET: the catalogue entry has no position for this group (the "
+                  "group was not part of the cluster at that restore point)", "name", name,
+                  "cluster", b->restore_from_cluster, "citus_group", group, NULL);
+        return -1;
+    }
+    return 0;
+}
 
 static int resolve_target(const struct config *cfg, struct resolved *r)
 {
     const struct backup_config *b = &cfg->backup;
-    struct catalog_repo repo = {b, &b->source};
+    struct catalog_repo repo = catalog_repo_of(cfg, true);
     struct diag d;
     diag_init(&d);
     int rc = 0;
@@ -477,31 +556,12 @@ static int resolve_target(const struct config *cfg, struct resolved *r)
             log_warn("RESTORE_TARGET=latest: every group replays its own archive to its end; "
                      "with Citus the groups are NOT consistent with each other (use a restore "
                      "point name or a time)", "cluster", b->restore_from_cluster, NULL);
-    } else if (b->restore_target_kind == RESTORE_TARGET_NAME && !cfg->citus_enabled) {
-        r->type = "name";
-        snprintf(r->target, sizeof r->target, "%s", b->restore_target);
     } else if (b->restore_target_kind == RESTORE_TARGET_NAME) {
-        char *json = NULL;
-        int found = catalog_read(&repo, b->restore_from_cluster, b->restore_target, &json, &d);
-        char *doc_name = NULL;
-        if (found == 1) {
-            log_error("RESTORE_TARGET: the restore point is not in the catalogue of the source "
-                      "cluster; expected an available restore point (citus-init restore-points "
-                      "lists them)", "name", b->restore_target, "cluster",
-                      b->restore_from_cluster, "repository", b->source.path, NULL);
-            rc = -1;
-        } else if (found == 0 &&
-                   !catalog_parse_entry(json, strlen(json), &doc_name, &r->point_time)) {
-            log_error("RESTORE_TARGET: the catalogue entry is not a restore point document",
-                      "name", b->restore_target, "cluster", b->restore_from_cluster, NULL);
-            rc = -1;
-        } else if (found < 0) {
-            rc = -1;
-        }
-        free(doc_name);
-        free(json);
+        /* without Citus a name is PostgreSQL's own business (pg_create_restore_point) */
         r->type = "name";
         snprintf(r->target, sizeof r->target, "%s", b->restore_target);
+        if (cfg->citus_enabled)
+            rc = entry_position(cfg, b->restore_target, r, &d);
     } else {
         time_t t;
         if (!catalog_parse_time(b->restore_target, &t)) {
@@ -529,7 +589,7 @@ static int resolve_target(const struct config *cfg, struct resolved *r)
                 } else {
                     r->type = "name";
                     snprintf(r->target, sizeof r->target, "%s", e->name);
-                    r->point_time = e->time;
+                    rc = entry_position(cfg, e->name, r, &d);
                 }
                 catalog_list_free(&l);
             }
@@ -540,13 +600,14 @@ static int resolve_target(const struct config *cfg, struct resolved *r)
     return rc;
 }
 
-/* For a restore point of known time: the newest backup of this group's source stanza that
- * ended before it (recovery must start before its target). 0 with label, 1 none, -1 error. */
-static int backup_set_for(const struct config *cfg, time_t t, char *label, size_t size)
+/* For a restore point of known position: the newest backup of this group's source stanza
+ * that ended at or before it. 0 with label, 1 none, -1 error. */
+static int backup_set_for(const struct config *cfg, unsigned long long lsn, char *label,
+                          size_t size)
 {
     struct pgbackrest_result r;
     const char *args[] = {"--output=json", "info", NULL};
-    if (backup_pgbackrest(cfg, "restore.conf", cfg->backup.restore_stanza, args, &r) < 0)
+    if (backup_pgbackrest(cfg, BACKUP_RESTORE_CONF_FILE, cfg->backup.restore_stanza, args, &r) < 0)
         return -1;
     int rc = 0;
     if (r.status != 0 || backup_info_count(r.out, r.out_len) < 0) {
@@ -555,7 +616,7 @@ static int backup_set_for(const struct config *cfg, time_t t, char *label, size_
         log_error("restore failed: pgbackrest info of the source stanza", "stanza",
                   cfg->backup.restore_stanza, "error", err, NULL);
         rc = -1;
-    } else if (!backup_info_before(r.out, r.out_len, t, label, size)) {
+    } else if (!backup_info_before(r.out, r.out_len, lsn, label, size)) {
         rc = 1;
     }
     backup_pgbackrest_free(&r);
@@ -582,16 +643,13 @@ int restorepoint_bootstrap_command(const struct config *cfg, int argc, char *con
     if (resolve_target(cfg, &r) < 0)
         return 1;
     char set[96] = "";
-    if (r.point_time) {
-        int found = backup_set_for(cfg, r.point_time, set, sizeof set);
+    if (r.have_lsn) {
+        int found = backup_set_for(cfg, r.lsn, set, sizeof set);
         if (found < 0)
             return 1;
         if (found == 1) {
-            char when[32];
-            catalog_format_time(r.point_time, when, sizeof when);
             log_error("restore failed: no backup of the source stanza ended before the restore "
-                      "point", "stanza", b->restore_stanza, "restore_point", r.target, "time",
-                      when, NULL);
+                      "point", "stanza", b->restore_stanza, "restore_point", r.target, NULL);
             return 1;
         }
     }
@@ -618,7 +676,7 @@ int restorepoint_bootstrap_command(const struct config *cfg, int argc, char *con
     args[n] = NULL;
     double t0 = mono_now();
     struct pgbackrest_result res;
-    if (backup_pgbackrest(cfg, "restore.conf", b->restore_stanza, args, &res) < 0)
+    if (backup_pgbackrest(cfg, BACKUP_RESTORE_CONF_FILE, b->restore_stanza, args, &res) < 0)
         return 1;
     char took[32];
     snprintf(took, sizeof took, "%.1f", mono_now() - t0);

@@ -1412,8 +1412,17 @@ static void load_backup(struct loader *ld, struct config *cfg)
     /* the paths pgBackRest's configuration names: the data directory and the lock directory */
     if (cfg->pgdata)
         check_conf_path(ld, "PGDATA", cfg->pgdata);
-    if (cfg->run_dir)
-        check_conf_path(ld, "RUN_DIR", cfg->run_dir);
+    if (cfg->run_dir && check_conf_path(ld, "RUN_DIR", cfg->run_dir)) {
+        /* A restore writes restore_command = 'pgbackrest --config="RUN_DIR/..." ...' into
+         * postgresql.auto.conf without escaping, and PostgreSQL expands '%' in it: these
+         * characters would break it (or change it). */
+        const char *bad = strpbrk(cfg->run_dir, "'\"\\$`%");
+        char b[SHOW_MAX];
+        if (bad)
+            diag_error(ld->d, "RUN_DIR: \"%s\" holds %c, which the restore_command pgBackRest "
+                       "writes cannot carry; expected a path without ' \" \\ $ ` or %% when "
+                       "BACKUP_REPO is set", show(b, cfg->run_dir), *bad);
+    }
     if (bk->repo == BACKUP_REPO_S3)
         load_s3(ld, bk);
     bk->own.secret_dir = take_path(ld, "BACKUP_SECRET_DIR", "/etc/citus-init/backup");

@@ -438,6 +438,8 @@ CASES = [
          setup=backup_files, says=('BACKUP_REPO_PATH: "/a//b" holds //',)),
     Case("PGDATA ending in / with backups", ("PGDATA",), dict(POSIX, PGDATA=f"{P}/pgroot/data/"),
          setup=backup_files, says=(f'PGDATA: "{P}/pgroot/data/" ends with /',)),
+    Case("RUN_DIR with a quote with backups", ("RUN_DIR",), dict(POSIX, RUN_DIR=f"{P}/it's"),
+         setup=backup_files, says=(f'RUN_DIR: "{P}/it\'s" holds \', which the restore_command',)),
     Case("BACKUP_S3_ENDPOINT unset", ("BACKUP_S3_ENDPOINT",), dict(S3, BACKUP_S3_ENDPOINT=None),
          setup=backup_files, says=("BACKUP_S3_ENDPOINT: not set",)),
     Case("BACKUP_S3_ENDPOINT with a scheme", ("BACKUP_S3_ENDPOINT",),

@@ -227,6 +227,7 @@ test -s "$WORK/fetched"
 # the replica method exactly as Patroni runs it (shlex.split, no parameters), over PGDATA
 as_pg "$PYTHON" -c 'import shlex, subprocess, sys; sys.exit(subprocess.call(shlex.split(sys.argv[1])))' "$REPLICA_CMD"
 test -f "$PGDATA/standby.signal"
+echo "autoconf=$(grep '^restore_command' "$PGDATA/postgresql.auto.conf")"
 echo "segment=$SEGMENT"
 as_pg pgbackrest --config="$CONF" --stanza="$STANZA" --output=json info
 """
@@ -236,10 +237,10 @@ as_pg pgbackrest --config="$CONF" --stanza="$STANZA" --output=json info
 @pytest.mark.skipif(not os.path.exists(f"{PG_BIN}/initdb"), reason="no PostgreSQL 15 server")
 def test_rendered_commands_archive_back_up_and_restore(pid1, backup_pod):
     """A real PostgreSQL with the rendered archive_command, then the rendered restore_command
-    and replica method: the commands and pgBackRest's files work together, RUN_DIR with a
-    space, a quote and a '%' included."""
+    and replica method: the commands and pgBackRest's files work together, a RUN_DIR with
+    spaces and parentheses included."""
     d = backup_pod["dir"]
-    run_dir = d / "run it's 100%"
+    run_dir = d / "run dir (1)"
     port = 55000 + os.getpid() % 900
     env = dict(backup_pod["env"], RUN_DIR=str(run_dir), PG_PORT=str(port))
     p = pid1(["run", "--", "true"], env=env)
@@ -277,6 +278,11 @@ def test_rendered_commands_archive_back_up_and_restore(pid1, backup_pod):
     log = (work / "pg.log").read_text() if (work / "pg.log").exists() else ""
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}\n{log}"
     assert "archive command failed" not in log, log
+    # what pgBackRest left for PostgreSQL (a restore bootstrap keeps it): its own command with
+    # our configuration, the path quoted for PostgreSQL's shell
+    autoconf = r.stdout.split("autoconf=", 1)[1].split("\n", 1)[0]
+    assert autoconf == ("restore_command = 'pgbackrest --config=\"{}\" --stanza=pid1test-0 "
+                        "archive-get %f \"%p\"'").format(run_dir / "pgbackrest" / "pgbackrest.conf")
     info = r.stdout.split("segment=", 1)[1]
     assert '"type":"full"' in info and '"status":{"code":0' in info, info
     assert no_secret_in(r.stdout + r.stderr + log + p.stderr)

@@ -359,6 +359,22 @@ static void paths(void **state)
     assert_only_error("RUN_DIR: \"/run/citus-init/\" ends with /; expected an absolute path "
                       "without // and without a trailing / or space (it goes into pgBackRest's "
                       "configuration)");
+    const char *unquotable[] = {"/run/it's", "/run/a\"b", "/run/a\\b", "/run/$HOME", "/run/`x`",
+                                "/run/100%"};
+    for (size_t i = 0; i < sizeof unquotable / sizeof unquotable[0]; i++) {
+        set("RUN_DIR", unquotable[i]);
+        assert_int_equal(load(f), -1);
+        assert_int_equal(f->d.count, 1);
+        assert_true(diag_contains(&f->d, "which the restore_command pgBackRest writes cannot "
+                                  "carry; expected a path without ' \" \\ $ ` or % when "
+                                  "BACKUP_REPO is set"));
+    }
+    set("RUN_DIR", "/run/it's");
+    assert_only_error("RUN_DIR: \"/run/it's\" holds ', which the restore_command pgBackRest "
+                      "writes cannot carry; expected a path without ' \" \\ $ ` or % when "
+                      "BACKUP_REPO is set");
+    set("RUN_DIR", "/run/citus init (1)");
+    assert_loads();
     unset("RUN_DIR");
     set("BACKUP_SECRET_DIR", "backup");
     assert_only_error("BACKUP_SECRET_DIR: \"backup\" is not an absolute path; expected a path "

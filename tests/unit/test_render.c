@@ -642,23 +642,32 @@ static void backup_restore_bootstrap_and_source(void **state)
 }
 
 /* The commands go through /bin/sh (PostgreSQL) or shlex.split (Patroni): a RUN_DIR with a
- * space, a quote or a '%' stays one word, and PostgreSQL's '%' expansion leaves it intact. */
+ * space or parentheses stays one word (config.c refuses the characters pgBackRest's own
+ * restore_command cannot carry: ' " \ $ ` %). */
 static void backup_commands_quote_the_configuration_path(void **state)
 {
     struct fixture *f = *state;
     set("BACKUP_REPO", "posix");
     set("BACKUP_ENCRYPTION", "false");
-    set("RUN_DIR", "/run/it's 100% ok");
+    set("RUN_DIR", "/run/citus init (1)");
     render(f, false);
     assert_str(f, "postgresql/parameters/archive_command",
-               "pgbackrest '--config=/run/it'\\''s 100%% ok/pgbackrest/pgbackrest.conf' "
+               "pgbackrest '--config=/run/citus init (1)/pgbackrest/pgbackrest.conf' "
                "--stanza=citusdemo-0 archive-push \"%p\"");
     assert_str(f, "postgresql/recovery_conf/restore_command",
-               "pgbackrest '--config=/run/it'\\''s 100%% ok/pgbackrest/pgbackrest.conf' "
+               "pgbackrest '--config=/run/citus init (1)/pgbackrest/pgbackrest.conf' "
                "--stanza=citusdemo-0 archive-get %f \"%p\"");
     assert_str(f, "postgresql/pgbackrest/command",
-               "pgbackrest '--config=/run/it'\\''s 100% ok/pgbackrest/pgbackrest.conf' "
+               "pgbackrest '--config=/run/citus init (1)/pgbackrest/pgbackrest.conf' "
                "--stanza=citusdemo-0 --delta restore --type=standby");
+    /* a quote: possible in the bootstrap command's executable path */
+    set("RESTORE_FROM_CLUSTER", "old");
+    set("RESTORE_TARGET", "before-upgrade");
+    render(f, false);
+    f->cfg.backup.self_exe = strdup("/opt/it's/citus-init");
+    free(f->yaml);
+    f->yaml = render_patroni_yaml(&f->cfg, false);
+    assert_non_null(strstr(f->yaml, "command: \"'/opt/it'\\\\''s/citus-init' restore-bootstrap\""));
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import ADDR, CITUS, EXPORTER_PIDS, EXPORTER_PORTS, WORK, needs_citus, scrape, series, wait_for
+from conftest import ADDR, EXPORTER_PIDS, EXPORTER_PORTS, WORK, needs_citus, prom_query, scrape, series, wait_for
 
 
 def scraped_twice(exporter):
@@ -74,6 +74,20 @@ def test_backup_and_restore_point_status():
     assert value(samples, "citus_init_restore_point_last_pause_ms") == 9
 
 
+@pytest.fixture(scope="module")
+def rebalanced():
+    """The rebalance tests/monitoring/run started, finished: its metrics on the coordinator."""
+    def finished():
+        samples = scrape("coordinator")
+        tasks = series(samples, "citus_rebalance_tasks")
+        done = series(samples, "citus_rebalance_tasks_done")
+        running = series(samples, "citus_rebalance_running")
+        if tasks and done and running and running[0][1] == 0 and tasks[0][1] > 0 and done[0][1] == tasks[0][1]:
+            return samples
+        return None
+    return wait_for("the rebalance to finish", finished, timeout=90)
+
+
 @needs_citus
 def test_coordinator_sees_both_nodes_active():
     samples = scraped_twice("coordinator")
@@ -84,22 +98,39 @@ def test_coordinator_sees_both_nodes_active():
 
 
 @needs_citus
-def test_shard_placements_and_bytes_per_group():
+def test_rebalance_progress(rebalanced):
+    samples = rebalanced
+    assert value(samples, "citus_rebalance_running") == 0
+    tasks = value(samples, "citus_rebalance_tasks")
+    assert tasks >= 10  # about half of the 32 shards moved to the coordinator
+    assert value(samples, "citus_rebalance_tasks_done") == tasks
+    assert value(samples, "citus_rebalance_tasks_failed") == 0
+    assert value(samples, "citus_rebalance_last_started_timestamp_seconds") > 1.7e9
+    # Prometheus, scraping each second, saw it running
+    seen = prom_query('max_over_time(citus_rebalance_running{pod="mon-0-0"}[10m])')
+    assert seen and float(seen[0]["value"][1]) == 1
+
+
+@needs_citus
+def test_shard_placements_and_bytes_per_group(rebalanced):
     coord = scraped_twice("coordinator")
     worker = scraped_twice("worker")
-    placements = value(coord, "citus_group_placements", groupid="1")
-    assert placements == 32  # citus.shard_count of the distributed table
-    assert value(worker, "citus_local_shards_placements", groupid="1") == placements
-    # 20000 rows of 200 bytes live on the worker
-    assert value(worker, "citus_local_shards_bytes", groupid="1") > 4_000_000
+    per_group = {l["groupid"]: v for l, v in series(coord, "citus_group_placements")}
+    assert set(per_group) == {"0", "1"}
+    assert sum(per_group.values()) == 32  # citus.shard_count of the distributed table
+    assert per_group["0"] == value(rebalanced, "citus_rebalance_tasks")
+    assert value(worker, "citus_local_shards_placements", groupid="1") == per_group["1"]
+    assert value(coord, "citus_local_shards_placements", groupid="0") == per_group["0"]
+    # 20000 rows of 200 bytes, split between the two groups
+    total = value(worker, "citus_local_shards_bytes", groupid="1") + value(coord, "citus_local_shards_bytes", groupid="0")
+    assert total > 4_000_000
+    assert value(worker, "citus_local_shards_bytes", groupid="1") > 0
     assert not series(worker, "citus_node_active"), "a worker must not report pg_dist_node"
 
 
 @needs_citus
-def test_rebalance_idle_and_counters_present():
+def test_stat_counters_and_connection_pool():
     samples = scraped_twice("coordinator")
-    assert value(samples, "citus_rebalance_running") == 0
-    assert value(samples, "citus_rebalance_tasks") == 0
     for counter in ("connection_establishment_succeeded", "connection_establishment_failed",
                     "connection_reused", "query_execution_single_shard", "query_execution_multi_shard"):
         assert value(samples, f"citus_stat_counters_{counter}") >= 0

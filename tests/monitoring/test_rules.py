@@ -63,3 +63,20 @@ def test_prometheus_loaded_every_rule_healthy():
     assert sorted(loaded) == sorted(alert_names())
     for name, rule in loaded.items():
         assert rule["health"] == "ok", f"{name}: {rule.get('lastError')}"
+
+
+def test_rules_on_the_exporters_real_series():
+    """The backup and restore point rules against what the exporter really exports (the
+    rows tests/monitoring/run inserted are from January 2026): the newest backup failed,
+    so CitusBackupFailed fires at once; the ones with a `for` are pending."""
+    def alerts():
+        found = {(a["labels"]["alertname"], a["state"]): a["labels"] for a in prom_api("/api/v1/alerts")["alerts"]}
+        want = {("CitusBackupFailed", "firing"), ("CitusBackupTooOld", "pending"),
+                ("CitusRestorePointTooOld", "pending")}
+        return found if want <= set(found) else None
+    found = wait_for("the backup and restore point alerts", alerts, timeout=30)
+    assert found[("CitusBackupFailed", "firing")]["stanza"] == "mon-0"
+    assert found[("CitusBackupTooOld", "pending")]["citus_group"] == "0"
+    assert found[("CitusRestorePointTooOld", "pending")]["pod"] == "mon-0-0"
+    # nothing else: a coordinator, a worker and a standby in good health
+    assert {name for name, _ in found} == {"CitusBackupFailed", "CitusBackupTooOld", "CitusRestorePointTooOld"}

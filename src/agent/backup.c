@@ -875,8 +875,14 @@ static void on_worker_exit(struct ev_loop *loop, ev_child *c, int revents)
     bool counted = !w->stopping;
     w->pid = 0;
     w->stopping = false;
-    if (!counted || !d->leader)
+    if (!d->leader)
         return;
+    if (!counted) {
+        /* stopped when leadership went, and it came back meanwhile: start over */
+        if (w == &d->backup)
+            start_prepare(d);
+        return;
+    }
     if (w->kind == WORK_PREPARE) {
         if (status == 0 || status == WORK_FIRST_FULL) {
             prepared(d, status == WORK_FIRST_FULL);

@@ -52,6 +52,9 @@ func check(c *checker, obj any) {
 		}
 	case *corev1.ServiceAccount:
 		c.meta(o.ObjectMeta, validation.IsDNS1123Subdomain)
+	case *corev1.PersistentVolumeClaim:
+		c.meta(o.ObjectMeta, validation.IsDNS1123Subdomain)
+		c.claimSpec("spec", &o.Spec)
 	case *corev1.Pod:
 		c.meta(o.ObjectMeta, validation.IsDNS1123Subdomain)
 		c.podSpec("spec", &o.Spec, nil)
@@ -153,16 +156,66 @@ func (c *checker) statefulSet(s *appsv1.StatefulSet) {
 		c.errs(f+".metadata.name", validation.IsDNS1123Label(t.Name))
 		c.labels(f+".metadata.labels", t.Labels)
 		claims[t.Name] = true
-		if len(t.Spec.AccessModes) == 0 {
-			c.fail(f+".spec.accessModes", "required")
-		}
-		if q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]; !ok || q.IsZero() {
-			c.fail(f+".spec.resources.requests.storage", "required and > 0")
-		}
+		c.claimSpec(f+".spec", &t.Spec)
 	}
 	c.podSpec("spec.template.spec", &s.Spec.Template.Spec, claims)
 	if p := s.Spec.Template.Spec.RestartPolicy; p != "" && p != corev1.RestartPolicyAlways {
 		c.fail("spec.template.spec.restartPolicy", "a StatefulSet needs Always, got %q", p)
+	}
+}
+
+func (c *checker) claimSpec(f string, s *corev1.PersistentVolumeClaimSpec) {
+	if len(s.AccessModes) == 0 {
+		c.fail(f+".accessModes", "required")
+	}
+	for i, m := range s.AccessModes {
+		switch m {
+		case corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany, corev1.ReadWriteOncePod:
+		default:
+			c.fail(fmt.Sprintf("%s.accessModes[%d]", f, i), "unknown access mode %q", m)
+		}
+	}
+	if q, ok := s.Resources.Requests[corev1.ResourceStorage]; !ok || q.IsZero() {
+		c.fail(f+".resources.requests.storage", "required and > 0")
+	}
+}
+
+// projected: what the API server checks of a projected volume's sources (names, keys,
+// relative paths) and that no two sources write the same file ("conflicting duplicate
+// paths").
+func (c *checker) projected(f string, p *corev1.ProjectedVolumeSource) {
+	if len(p.Sources) == 0 {
+		c.fail(f+".sources", "at least one source")
+	}
+	files := map[string]bool{}
+	item := func(sf string, key, p string) {
+		c.errs(sf+".key", validation.IsConfigMapKey(key))
+		if p == "" || path.IsAbs(p) || strings.HasPrefix(p, "..") || strings.Contains(p, "/../") {
+			c.fail(sf+".path", "must be a relative path without '..', got %q", p)
+		}
+		if files[p] {
+			c.fail(sf+".path", "conflicting duplicate path %q", p)
+		}
+		files[p] = true
+	}
+	for i, s := range p.Sources {
+		sf := fmt.Sprintf("%s.sources[%d]", f, i)
+		switch {
+		case s.Secret != nil:
+			if s.Secret.Name == "" {
+				c.fail(sf+".secret.name", "required")
+			}
+			for j, it := range s.Secret.Items {
+				item(fmt.Sprintf("%s.secret.items[%d]", sf, j), it.Key, it.Path)
+			}
+		case s.ConfigMap != nil:
+			if s.ConfigMap.Name == "" {
+				c.fail(sf+".configMap.name", "required")
+			}
+			for j, it := range s.ConfigMap.Items {
+				item(fmt.Sprintf("%s.configMap.items[%d]", sf, j), it.Key, it.Path)
+			}
+		}
 	}
 }
 
@@ -188,6 +241,12 @@ func (c *checker) podSpec(field string, p *corev1.PodSpec, extraVolumes map[stri
 		}
 		if v.ConfigMap != nil && v.ConfigMap.Name == "" {
 			c.fail(f+".configMap.name", "required")
+		}
+		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "" {
+			c.fail(f+".persistentVolumeClaim.claimName", "required")
+		}
+		if v.Projected != nil {
+			c.projected(f+".projected", v.Projected)
 		}
 		if v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil && v.EmptyDir.SizeLimit.Sign() <= 0 {
 			c.fail(f+".emptyDir.sizeLimit", "must be > 0")

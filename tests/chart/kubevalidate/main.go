@@ -37,6 +37,8 @@ func newObject(apiVersion, kind string) any {
 		return &corev1.Secret{}
 	case "v1/ConfigMap":
 		return &corev1.ConfigMap{}
+	case "v1/PersistentVolumeClaim":
+		return &corev1.PersistentVolumeClaim{}
 	case "v1/ServiceAccount":
 		return &corev1.ServiceAccount{}
 	case "v1/Pod":

@@ -67,6 +67,29 @@ def pod_env(sts, r, workdir, certs):
         env["EXTENSIONS_FILE"] = os.path.join(base, "extensions")
         with open(env["EXTENSIONS_FILE"], "w") as f:
             f.write(text)
+    # backups: the projected secret directories, the S3 CA, the posix repository volume
+    relocated = {}
+    for path, vol in mounts.items():
+        if vol and "projected" in vol:
+            d = os.path.join(base, vol["name"])
+            os.makedirs(d)
+            for src in vol["projected"]["sources"]:
+                for item in src["secret"]["items"]:
+                    with open(os.path.join(d, item["path"]), "w") as f:
+                        f.write("pw-%s-of-%s-0123456789\n" % (item["key"], src["secret"]["name"]))
+            relocated[path] = d
+        elif vol and vol["name"] == "backup-s3-ca":
+            d = os.path.join(base, vol["name"])
+            os.makedirs(d)
+            shutil.copy(os.path.join(certs, "ca.crt"), os.path.join(d, "ca.crt"))
+            relocated[path] = d
+        elif vol and vol["name"] == "backup-repo":
+            relocated[path] = os.path.join(base, "backup-repo")
+            os.makedirs(relocated[path])
+    for name, value in list(env.items()):
+        for path, d in relocated.items():
+            if value == path or value.startswith(path + "/"):
+                env[name] = d + value[len(path):]
     env["PGDATA"] = os.path.join(base, "pgdata", "pgroot", "data")
     env["RUN_DIR"] = os.path.join(base, "run")
     return env
@@ -85,6 +108,16 @@ VARIANTS = {
          "additionalExtensions": {"enabled": True, "extensions": ["postgis", "pg_partman:partman"]}}, ()),
     "non-root": ({"securityContext": {"runAsNonRoot": True}}, ()),
     "production example": (None, [e for e in EXAMPLES if e.endswith("production-values.yaml")]),
+    "backups to s3 with a CA, restoring": (
+        {"backup": {"enabled": True, "s3": {"endpoint": "s3.example.com:9000", "bucket": "citus-bk",
+                                            "uriStyle": "path", "accessKey": "AK", "secretKey": "SK",
+                                            "caSecret": {"name": "s3-ca", "key": "ca.crt"}},
+                    "schedule": {"diff": "off"}, "archiveTimeout": 0},
+         "restore": {"fromCluster": "old", "target": "2026-12-02T03:15:00Z", "repoPath": "/old"}}, ()),
+    "backups to posix without encryption, non-root": (
+        {"securityContext": {"runAsNonRoot": True},
+         "backup": {"enabled": True, "repo": {"type": "posix"}, "encryption": {"enabled": False}},
+         "restore": {"fromCluster": "old", "target": "latest"}}, ()),
 }
 
 
@@ -117,3 +150,11 @@ def test_citus_init_accepts_every_pod(variant, workdir):
         assert [p.get("name") for p in svc_ports] == [p.get("name") for p in k8s["ports"]]
         assert [p["port"] for p in svc_ports] == [p["port"] for p in k8s["ports"]]
         assert "pw-" not in yaml.safe_dump(conf), "check masks the passwords"
+        if "BACKUP_REPO" in env:  # the repository the chart describes is the one Patroni uses
+            pg = conf["postgresql"]
+            stanza = "--stanza=%s-%s" % (cluster, group)
+            assert stanza in pg["parameters"]["archive_command"]
+            assert stanza in pg["recovery_conf"]["restore_command"]
+            assert pg["create_replica_methods"][0] == "pgbackrest"
+            if "RESTORE_FROM_CLUSTER" in env:
+                assert conf["bootstrap"]["method"] == "citus_init_restore"

@@ -27,7 +27,19 @@ VARIANTS = {
         "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}],
         "tolerations": [{"key": "db", "operator": "Exists", "effect": "NoSchedule"}],
         "service": {"type": "LoadBalancer", "annotations": {"example.com/lb": "internal"}}},
+    "backups to s3 with a CA, restore": {
+        "backup": {"enabled": True, "s3": {"endpoint": "minio.storage.svc:9000", "bucket": "citus",
+                                           "uriStyle": "path", "existingSecret": "minio-keys",
+                                           "caSecret": {"name": "minio-ca", "key": "ca.crt"},
+                                           "egress": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "storage"}}}]}},
+        "restore": {"fromCluster": "old", "target": "2026-12-02T03:15:00Z"}},
+    "backups to posix, non-root": {
+        "securityContext": {"runAsNonRoot": True},
+        "backup": {"enabled": True, "repo": {"type": "posix"}, "posix": {"storageClass": "nfs"}}},
 }
+
+# Values helm lint --strict must accept besides the defaults and the examples.
+LINT_VARIANTS = {k: v for k, v in VARIANTS.items() if k.startswith("backups")}
 
 
 def test_examples_exist():
@@ -37,6 +49,15 @@ def test_examples_exist():
 
 def test_lint_strict_defaults():
     res = helm(["lint", "--strict", CHART])
+    assert "0 chart(s) failed" in res.stdout
+
+
+@pytest.mark.parametrize("name", sorted(LINT_VARIANTS))
+def test_lint_strict_variant(name, tmp_path):
+    import yaml
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(LINT_VARIANTS[name]))
+    res = helm(["lint", "--strict", CHART, "-f", str(values)])
     assert "0 chart(s) failed" in res.stdout
 
 
@@ -102,6 +123,14 @@ BROKEN = {
                                   "  podSelector: {matchLabels: {a: b}}\n  ingress:\n    - from: [{}]\n"
                                   "      ports: [{port: 5432, protocol: TCPX}]\n",
                                   "a peer needs podSelector"),
+    "claim without access modes": ("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: c\nspec:\n"
+                                   "  resources:\n    requests:\n      storage: 1Gi\n", "spec.accessModes"),
+    "projected files that collide": ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  restartPolicy: Never\n"
+                                     "  containers:\n    - name: c\n      image: i\n  volumes:\n    - name: s\n"
+                                     "      projected:\n        sources:\n"
+                                     "          - secret: {name: a, items: [{key: k, path: f}]}\n"
+                                     "          - secret: {name: b, items: [{key: k, path: f}]}\n",
+                                     'conflicting duplicate path "f"'),
     "bad label value": ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels: {a: 'not valid!'}\n",
                         "metadata.labels[a]"),
 }

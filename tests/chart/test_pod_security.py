@@ -46,8 +46,13 @@ def test_defaults_are_baseline_not_restricted():
 @pytest.mark.parametrize("files,values", [
     (NONROOT_EXAMPLE, {}), (NONROOT_EXAMPLE, WITH_JOB),
     ((), {"securityContext": {"runAsNonRoot": True}}),
-    ((), dict(WITH_JOB, securityContext={"runAsNonRoot": True}, storage={"persistentVolume": {"enabled": True}}))],
-    ids=["nonroot example", "nonroot example+extensions", "runAsNonRoot", "runAsNonRoot+pvc+extensions"])
+    ((), dict(WITH_JOB, securityContext={"runAsNonRoot": True}, storage={"persistentVolume": {"enabled": True}})),
+    ((), {"securityContext": {"runAsNonRoot": True}, "restore": {"fromCluster": "old", "target": "latest"},
+          "backup": {"enabled": True, "s3": {"endpoint": "s3.example.com", "bucket": "citus", "existingSecret": "k",
+                                             "caConfigMap": {"name": "ca", "key": "ca.crt"}}}}),
+    ((), {"securityContext": {"runAsNonRoot": True}, "backup": {"enabled": True, "repo": {"type": "posix"}}})],
+    ids=["nonroot example", "nonroot example+extensions", "runAsNonRoot", "runAsNonRoot+pvc+extensions",
+         "runAsNonRoot+s3 backups+restore", "runAsNonRoot+posix backups"])
 def test_non_root_passes_restricted(files, values):
     assert NONROOT_EXAMPLE, "examples/nonroot-certmanager-values.yaml is missing"
     pods, problems = check(render(values, files=files), "restricted")

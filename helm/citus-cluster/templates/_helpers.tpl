@@ -364,10 +364,259 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
+{{/* Backups (docs/backups.md, README "Backups and restore"). Names of what the chart makes
+or uses, and the mount points of the pod contract. */}}
+{{- define "citus.backupSecretDir" -}}/etc/citus-init/backup{{- end -}}
+{{- define "citus.restoreSecretDir" -}}/etc/citus-init/restore{{- end -}}
+{{- define "citus.backupCaDir" -}}/etc/citus-init/backup-ca{{- end -}}
+
+{{/* The secret holding the repository's passphrase (cipher-pass). */}}
+{{- define "citus.backupCipherSecretName" -}}
+{{ .Values.backup.encryption.existingSecret | default (printf "%s-backup" .Values.clusterName) }}
+{{- end -}}
+
+{{/* "true" when the chart generates the passphrase (and keeps it: lookup, resource-policy). */}}
+{{- define "citus.backupCipherGenerated" -}}
+{{- $b := .Values.backup -}}
+{{- if and $b.enabled $b.encryption.enabled (not $b.encryption.existingSecret) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "citus.backupS3SecretName" -}}
+{{ .Values.backup.s3.existingSecret | default (printf "%s-backup-s3" .Values.clusterName) }}
+{{- end -}}
+
+{{- define "citus.backupClaimName" -}}
+{{ .Values.backup.posix.existingClaim | default (printf "%s-backup-repo" .Values.clusterName) }}
+{{- end -}}
+
+{{- define "citus.restoreSecretName" -}}
+{{ .Values.restore.existingSecret | default (printf "%s-backup" .Values.restore.fromCluster) }}
+{{- end -}}
+
+{{/* Labels of what outlives the release (resource-policy keep): the backups' passphrase and the
+posix repository. No cluster-name: the cleanup commands after an uninstall (kubectl delete
+pvc/secret -l cluster-name=<c>) must not take the backups with them. */}}
+{{- define "citus.backupKeptLabels" -}}
+{{ omit (include "citus.labels" . | fromYaml) "cluster-name" | toYaml | trim }}
+app.kubernetes.io/component: backup
+citus-backup-of: {{ .Values.clusterName }}
+{{- end -}}
+
+{{/* The port the members connect to on the S3 endpoint: the endpoint's own, else https'. */}}
+{{- define "citus.backupS3Port" -}}
+{{- $port := regexFind ":[0-9]+$" .Values.backup.s3.endpoint | trimPrefix ":" -}}
+{{ $port | default "443" }}
+{{- end -}}
+
+{{/* Environment of the database container for backups and restore: BACKUP_* and RESTORE_*
+of docs/backups.md. Nothing while backup.enabled is false (citus-init's BACKUP_REPO none). The
+secrets are files (citus.backupVolumes), never variables. */}}
+{{- define "citus.backupEnv" -}}
+{{- $b := .Values.backup -}}
+{{- $r := .Values.restore -}}
+{{- if $b.enabled }}
+- name: BACKUP_REPO
+  value: {{ $b.repo.type | quote }}
+- name: BACKUP_REPO_PATH
+  value: {{ $b.repo.path | quote }}
+{{- if eq $b.repo.type "s3" }}
+- name: BACKUP_S3_ENDPOINT
+  value: {{ $b.s3.endpoint | quote }}
+- name: BACKUP_S3_BUCKET
+  value: {{ $b.s3.bucket | quote }}
+- name: BACKUP_S3_REGION
+  value: {{ $b.s3.region | quote }}
+- name: BACKUP_S3_URI_STYLE
+  value: {{ $b.s3.uriStyle | quote }}
+- name: BACKUP_S3_VERIFY_TLS
+  value: {{ $b.s3.verifyTLS | quote }}
+{{- if or $b.s3.caSecret.name $b.s3.caConfigMap.name }}
+- name: BACKUP_S3_CA_FILE
+  value: {{ include "citus.backupCaDir" . }}/ca.crt
+{{- end }}
+{{- end }}
+- name: BACKUP_SECRET_DIR
+  value: {{ include "citus.backupSecretDir" . }}
+- name: BACKUP_ENCRYPTION
+  value: {{ $b.encryption.enabled | quote }}
+- name: BACKUP_FULL_SCHEDULE
+  value: {{ $b.schedule.full | quote }}
+- name: BACKUP_DIFF_SCHEDULE
+  value: {{ $b.schedule.diff | quote }}
+- name: BACKUP_RETENTION_FULL
+  value: {{ $b.retention.full | quote }}
+- name: BACKUP_PROCESS_MAX
+  value: {{ $b.processMax | quote }}
+- name: BACKUP_COMPRESS_TYPE
+  value: {{ $b.compressType | quote }}
+- name: BACKUP_ARCHIVE_TIMEOUT
+  value: {{ $b.archiveTimeout | quote }}
+- name: RESTORE_POINT_INTERVAL
+  value: {{ $b.restorePointInterval | quote }}
+{{- if $r.fromCluster }}
+- name: RESTORE_FROM_CLUSTER
+  value: {{ $r.fromCluster | quote }}
+- name: RESTORE_TARGET
+  value: {{ $r.target | quote }}
+{{- if $r.repoPath }}
+- name: RESTORE_REPO_PATH
+  value: {{ $r.repoPath | quote }}
+{{- end }}
+- name: RESTORE_SECRET_DIR
+  value: {{ include "citus.restoreSecretDir" . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes for backups: the repository's secrets (s3-key, s3-key-secret, cipher-pass) as one
+projected directory, the source's likewise for a restore, the S3 CA, the posix repository.
+Secret files 0440 like the passwords (root and the fsGroup). */}}
+{{- define "citus.backupVolumes" -}}
+{{- $b := .Values.backup -}}
+{{- $r := .Values.restore -}}
+{{- if $b.enabled }}
+{{- $s3 := eq $b.repo.type "s3" }}
+{{- if or $s3 $b.encryption.enabled }}
+- name: backup-secrets
+  projected:
+    defaultMode: 0440
+    sources:
+      {{- if $s3 }}
+      - secret:
+          name: {{ include "citus.backupS3SecretName" . }}
+          items:
+            - key: s3-key
+              path: s3-key
+            - key: s3-key-secret
+              path: s3-key-secret
+      {{- end }}
+      {{- if $b.encryption.enabled }}
+      - secret:
+          name: {{ include "citus.backupCipherSecretName" . }}
+          items:
+            - key: cipher-pass
+              path: cipher-pass
+      {{- end }}
+{{- end }}
+{{- if and $r.fromCluster (or $s3 $b.encryption.enabled) }}
+- name: restore-secrets
+  projected:
+    defaultMode: 0440
+    sources:
+      {{- if $s3 }}
+      - secret:
+          name: {{ $r.s3ExistingSecret | default (include "citus.backupS3SecretName" .) }}
+          items:
+            - key: s3-key
+              path: s3-key
+            - key: s3-key-secret
+              path: s3-key-secret
+      {{- end }}
+      {{- if $b.encryption.enabled }}
+      - secret:
+          name: {{ include "citus.restoreSecretName" . }}
+          items:
+            - key: cipher-pass
+              path: cipher-pass
+      {{- end }}
+{{- end }}
+{{- if $s3 }}
+{{- if $b.s3.caSecret.name }}
+- name: backup-s3-ca
+  secret:
+    secretName: {{ $b.s3.caSecret.name }}
+    defaultMode: 0444
+    items:
+      - key: {{ $b.s3.caSecret.key }}
+        path: ca.crt
+{{- else if $b.s3.caConfigMap.name }}
+- name: backup-s3-ca
+  configMap:
+    name: {{ $b.s3.caConfigMap.name }}
+    defaultMode: 0444
+    items:
+      - key: {{ $b.s3.caConfigMap.key }}
+        path: ca.crt
+{{- end }}
+{{- else }}
+- name: backup-repo
+  persistentVolumeClaim:
+    claimName: {{ include "citus.backupClaimName" . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Mounts of citus.backupVolumes. */}}
+{{- define "citus.backupVolumeMounts" -}}
+{{- $b := .Values.backup -}}
+{{- $r := .Values.restore -}}
+{{- if $b.enabled }}
+{{- $s3 := eq $b.repo.type "s3" }}
+{{- if or $s3 $b.encryption.enabled }}
+- name: backup-secrets
+  mountPath: {{ include "citus.backupSecretDir" . }}
+  readOnly: true
+{{- end }}
+{{- if and $r.fromCluster (or $s3 $b.encryption.enabled) }}
+- name: restore-secrets
+  mountPath: {{ include "citus.restoreSecretDir" . }}
+  readOnly: true
+{{- end }}
+{{- if $s3 }}
+{{- if or $b.s3.caSecret.name $b.s3.caConfigMap.name }}
+- name: backup-s3-ca
+  mountPath: {{ include "citus.backupCaDir" . }}
+  readOnly: true
+{{- end }}
+{{- else }}
+- name: backup-repo
+  mountPath: {{ $b.repo.path }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Backup and restore values that need each other (the schema checks each on its own). */}}
+{{- define "citus.validateBackup" -}}
+{{- $b := .Values.backup -}}
+{{- $r := .Values.restore -}}
+{{- if $b.enabled -}}
+{{- if eq $b.repo.type "s3" -}}
+{{- if not $b.s3.endpoint -}}
+{{- fail "backup.s3.endpoint is empty while backup.enabled is true with backup.repo.type=s3: give the object store's host or host:port (no scheme), e.g. s3.eu-central-1.amazonaws.com" -}}
+{{- end -}}
+{{- if not $b.s3.bucket -}}
+{{- fail "backup.s3.bucket is empty while backup.enabled is true with backup.repo.type=s3: name the (existing) bucket the repository goes into" -}}
+{{- end -}}
+{{- if and (not $b.s3.existingSecret) (or (not $b.s3.accessKey) (not $b.s3.secretKey)) -}}
+{{- fail "backup.s3.accessKey and backup.s3.secretKey are needed while backup.s3.existingSecret is empty: give the object store's credentials as backup.s3.existingSecret (a secret with the keys s3-key and s3-key-secret) or as these two values" -}}
+{{- end -}}
+{{- if and $b.s3.caSecret.name $b.s3.caConfigMap.name -}}
+{{- fail "backup.s3.caSecret.name and backup.s3.caConfigMap.name are both set: give the S3 endpoint's CA in one of them" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq $b.repo.type "posix") $r.repoPath (ne $r.repoPath $b.repo.path) (not (hasPrefix (printf "%s/" (trimSuffix "/" $b.repo.path)) $r.repoPath)) -}}
+{{- fail (printf "restore.repoPath (%s) is not on the repository volume: with backup.repo.type=posix the volume is mounted at backup.repo.path (%s) and restore.repoPath must lie below it" $r.repoPath $b.repo.path) -}}
+{{- end -}}
+{{- end -}}
+{{- if $r.fromCluster -}}
+{{- if not $b.enabled -}}
+{{- fail (printf "restore.fromCluster (%s) needs backup.enabled: the source's repository is the one backup.repo and backup.s3 describe (and the restored cluster archives into it)" $r.fromCluster) -}}
+{{- end -}}
+{{- if not $r.target -}}
+{{- fail "restore.target is empty while restore.fromCluster is set: give a restore point name (kubectl exec <pod> -- citus-init restore-points lists them), a UTC time like 2026-12-02T03:15:00Z, or latest" -}}
+{{- end -}}
+{{- else if or $r.target $r.repoPath $r.existingSecret $r.s3ExistingSecret -}}
+{{- fail "restore.target, restore.repoPath, restore.existingSecret and restore.s3ExistingSecret need restore.fromCluster (the cluster to restore from): set it too, or none of them" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Checks JSON schema cannot express; each message names the value and what is expected. */}}
 {{- define "citus.validate" -}}
 {{- $v := .Values -}}
 {{- $_ := include "citus.groups" . -}}
+{{- include "citus.validateBackup" . -}}
 {{- if lt (int $v.patroni.ttl) (add $v.patroni.loopWait (mul 2 $v.patroni.retryTimeout) | int) -}}
 {{- fail (printf "patroni.ttl (%v) must be at least patroni.loopWait + 2 * patroni.retryTimeout (%v + 2 * %v)" $v.patroni.ttl $v.patroni.loopWait $v.patroni.retryTimeout) -}}
 {{- end -}}
@@ -416,13 +665,14 @@ template`) lookup returns nothing and every render would make new passwords and
 certificates. The password secret (the chart's or the user's, secret.name) exists in every
 working release, so finding nothing there on an upgrade means lookup sees nothing: fail
 instead of replacing what the database and the members use. Only while the chart generates
-something (secret.create, or TLS without ssl.secretName and cert-manager). */}}
+something (secret.create, TLS without ssl.secretName and cert-manager, or the backups'
+passphrase). */}}
 {{- define "citus.requireLookup" -}}
-{{- $generates := or .Values.secret.create (include "citus.sslGenerated" .) -}}
+{{- $generates := or .Values.secret.create (include "citus.sslGenerated" .) (include "citus.backupCipherGenerated" .) -}}
 {{- if and .Release.IsUpgrade $generates -}}
 {{- $name := include "citus.secretName" . -}}
 {{- if not (lookup "v1" "Secret" .Release.Namespace $name) -}}
-{{- fail (printf "helm upgrade found no secret %q in namespace %q. Either the chart is rendered without access to the cluster (helm template, helm upgrade --dry-run without =server, Argo CD and other tools that render with `helm template`): `lookup` then returns nothing, and the generated passwords and TLS certificates would be replaced by new ones on every render, locking the members out of their own data. Render with cluster access, or give the chart everything it would generate: secret.create=false with a pre-created secret %q (keys %s, %s, %s%s) and ssl.secretName naming a pre-created TLS secret (ca.crt, server.crt, server.key), see the chart README, section GitOps. Or the secret was deleted: create it again with the passwords the database uses." $name .Release.Namespace $name .Values.secret.keys.superuserPassword .Values.secret.keys.replicationPassword .Values.secret.keys.restapiPassword (ternary (printf ", %s" .Values.secret.keys.appPassword) "" (not (empty .Values.app.username)))) -}}
+{{- fail (printf "helm upgrade found no secret %q in namespace %q. Either the chart is rendered without access to the cluster (helm template, helm upgrade --dry-run without =server, Argo CD and other tools that render with `helm template`): `lookup` then returns nothing, and the generated passwords and TLS certificates would be replaced by new ones on every render, locking the members out of their own data. Render with cluster access, or give the chart everything it would generate: secret.create=false with a pre-created secret %q (keys %s, %s, %s%s) and ssl.secretName naming a pre-created TLS secret (ca.crt, server.crt, server.key), see the chart README, section GitOps%s. Or the secret was deleted: create it again with the passwords the database uses." $name .Release.Namespace $name .Values.secret.keys.superuserPassword .Values.secret.keys.replicationPassword .Values.secret.keys.restapiPassword (ternary (printf ", %s" .Values.secret.keys.appPassword) "" (not (empty .Values.app.username))) (ternary (printf "; and backup.encryption.existingSecret naming a secret with the backups' passphrase (key cipher-pass: once backups exist, the one in %q)" (include "citus.backupCipherSecretName" .)) "" (not (empty (include "citus.backupCipherGenerated" .))))) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -138,6 +138,7 @@ def test_only_the_files_the_repository_needs(values, expected):
     sts = r.get("StatefulSet", "citusdemo-1")
     if expected is None:
         assert "backup-secrets" not in volumes(sts) and BACKUP_SECRET_DIR not in mounts(sts)
+        assert "BACKUP_SECRET_DIR" not in env(sts), "no file to read: no directory named"
     else:
         assert set(projected(sts, "backup-secrets")[0]) == expected
     assert ("citusdemo-backup" in r.names("Secret")) == (expected is not None and "citusdemo-backup" in expected)
@@ -217,6 +218,8 @@ def test_restore_from_posix_below_the_volume():
     sts = render(merge(POSIX, restore(repoPath="/pgbackrest/old"))).get("StatefulSet", "citusdemo-0")
     assert env(sts)["RESTORE_REPO_PATH"] == "/pgbackrest/old"
     assert projected(sts, "restore-secrets")[0] == {"old-backup": [("cipher-pass", "cipher-pass")]}
+    sts = render(merge(POSIX, {"backup": {"encryption": {"enabled": False}}}, restore())).get("StatefulSet", "citusdemo-0")
+    assert "restore-secrets" not in volumes(sts) and "RESTORE_SECRET_DIR" not in env(sts)
 
 
 # ---------------------------------------------------------------- refused values

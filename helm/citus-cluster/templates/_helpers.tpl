@@ -412,7 +412,8 @@ citus-backup-of: {{ .Values.clusterName }}
 
 {{/* Environment of the database container for backups and restore: BACKUP_* and RESTORE_*
 of docs/backups.md. Nothing while backup.enabled is false (citus-init's BACKUP_REPO none). The
-secrets are files (citus.backupVolumes), never variables. */}}
+secrets are files (citus.backupVolumes), never variables; the secret directories are named
+only when there is a file to read (posix without encryption has none). */}}
 {{- define "citus.backupEnv" -}}
 {{- $b := .Values.backup -}}
 {{- $r := .Values.restore -}}
@@ -437,8 +438,10 @@ secrets are files (citus.backupVolumes), never variables. */}}
   value: {{ include "citus.backupCaDir" . }}/ca.crt
 {{- end }}
 {{- end }}
+{{- if or (eq $b.repo.type "s3") $b.encryption.enabled }}
 - name: BACKUP_SECRET_DIR
   value: {{ include "citus.backupSecretDir" . }}
+{{- end }}
 - name: BACKUP_ENCRYPTION
   value: {{ $b.encryption.enabled | quote }}
 - name: BACKUP_FULL_SCHEDULE
@@ -464,8 +467,10 @@ secrets are files (citus.backupVolumes), never variables. */}}
 - name: RESTORE_REPO_PATH
   value: {{ $r.repoPath | quote }}
 {{- end }}
+{{- if or (eq $b.repo.type "s3") $b.encryption.enabled }}
 - name: RESTORE_SECRET_DIR
   value: {{ include "citus.restoreSecretDir" . }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -74,6 +74,17 @@ def test_backup_and_restore_point_status():
     assert value(samples, "citus_init_restore_point_last_pause_ms") == 9
 
 
+@needs_citus
+def test_backup_status_of_a_worker_group():
+    samples = scraped_twice("worker")
+    assert [l["stanza"] for l, _ in series(samples, "citus_init_backup_last_success_timestamp_seconds")] == ["mon-1"]
+    assert value(samples, "citus_init_backup_last_success_timestamp_seconds", stanza="mon-1") == 1767226800
+    assert value(samples, "citus_init_backup_last_failure_timestamp_seconds", stanza="mon-1") == 0
+    assert value(samples, "citus_init_backup_last_success_size_bytes", stanza="mon-1") == 2000
+    # restore points live on the coordinator only
+    assert not series(samples, "citus_init_restore_point_available")
+
+
 @pytest.fixture(scope="module")
 def rebalanced():
     """The rebalance tests/monitoring/run started, finished: its metrics on the coordinator."""

@@ -65,7 +65,9 @@ class Variant:
         self.anchor = anchor
         self.rng = random.Random(SEED)
         self.leader_changed = 0.0  # monotonic time of the last change of coordinator leader
-        self.spec = ClusterSpec(name=name, subnet=subnet, command=[ANCHOR] if anchor else None)
+        # without backups: the figures compare the HA paths of both ways, which do not archive
+        self.spec = ClusterSpec(name=name, subnet=subnet, command=[ANCHOR] if anchor else None,
+                                backup=False)
         self.cluster = None
         self.job = None
         self.runs = 0  # clusters started, for BENCH_LOGS_DIR

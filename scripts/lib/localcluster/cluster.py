@@ -12,6 +12,14 @@ run: citus-init as PID 1 (own PID and mount namespace), the chart's environment
     /var/run/postgresql          private tmpfs        (socket directory of this pod only)
     /dev/shm                     private tmpfs        (the chart's memory emptyDir)
     /etc/hosts                   pod DNS names        run/<cluster>/hosts
+    /etc/citus-init/backup       backup secret (ro)   run/s3/keys/<cluster> (s3.py)
+    /etc/citus-init/s3-ca        the S3 server's CA   run/s3/ca
+    /etc/citus-init/restore-source  the source's backup secret (ro), when restoring
+
+Backups (docs/backups.md) go to one S3 server per run directory (s3.py: versitygw on
+127.0.9.1 for scripts/demo), every cluster into its own repository path /<cluster> of one
+bucket; spec.backup=False runs without (BACKUP_REPO=none). spec.restore_from/restore_target
+make a cluster that bootstraps every group from the source's stanzas.
 
 Addresses: member i of group g is <subnet>.<10*g + i + 1>, etcd listens on <subnet>.254.
 Every pod has a DNS name <pod>.<cluster>-<g>-hl.<namespace>.svc.cluster.local, resolved
@@ -35,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import paths, procs, readiness, tls
+from . import paths, procs, readiness, s3, tls
 
 SUPERUSER_KEY = "superuser-password"
 REPLICATION_KEY = "replication-password"
@@ -54,6 +62,10 @@ POD_CERTS = "/etc/ssl/certs/postgresql"
 POD_EXTENSIONS = "/etc/citus-init/extensions"
 POD_RUN = "/run/citus-init"
 POD_SOCKETS = "/var/run/postgresql"
+POD_BACKUP_SECRETS = "/etc/citus-init/backup"
+POD_RESTORE_SECRETS = "/etc/citus-init/restore-source"
+POD_S3_CA = "/etc/citus-init/s3-ca"
+S3_IP = "127.0.9.1"  # the S3 server of scripts/demo's run directory
 
 
 class ClusterError(Exception):
@@ -90,6 +102,11 @@ class ClusterSpec:
     env: dict = field(default_factory=dict)  # extra variables for every pod
     command: Optional[list] = None          # default: [build/citus-init]
     run_root: Path = paths.RUN
+    backup: bool = True                     # archive and back up to the S3 server (s3.py)
+    s3_ip: str = S3_IP                      # the S3 server of run_root listens here
+    s3_uri_style: str = "host"              # BACKUP_S3_URI_STYLE
+    restore_from: Optional[str] = None      # RESTORE_FROM_CLUSTER (a cluster of run_root)
+    restore_target: Optional[str] = None    # RESTORE_TARGET
 
     def citus_enabled(self) -> bool:
         """citus None: DEMO_CITUS decides (auto, the default: when Citus is installed)."""
@@ -173,7 +190,26 @@ class Pod:
             env["PGSSLMODE"] = "prefer"
         if self.owns_extensions():
             env["EXTENSIONS_FILE"] = f"{POD_EXTENSIONS}/extensions"
+        env.update(self._backup_env())
         env.update(spec.env)
+        return env
+
+    def _backup_env(self) -> dict:
+        """docs/backups.md: the cluster's own repository /<cluster> in the run directory's
+        bucket; with restore_from, the source's repository and secrets."""
+        spec, server = self.cluster.spec, self.cluster.s3
+        if server is None:
+            return {"BACKUP_REPO": "none"}
+        env = {"BACKUP_REPO": "s3", "BACKUP_REPO_PATH": f"/{spec.name}",
+               "BACKUP_S3_ENDPOINT": server.endpoint, "BACKUP_S3_BUCKET": server.bucket,
+               "BACKUP_S3_REGION": s3.REGION, "BACKUP_S3_URI_STYLE": spec.s3_uri_style,
+               "BACKUP_S3_CA_FILE": f"{POD_S3_CA}/ca.crt",
+               "BACKUP_SECRET_DIR": POD_BACKUP_SECRETS}
+        if spec.restore_from:
+            env.update(RESTORE_FROM_CLUSTER=spec.restore_from,
+                       RESTORE_TARGET=spec.restore_target or "latest",
+                       RESTORE_REPO_PATH=f"/{spec.restore_from}",
+                       RESTORE_SECRET_DIR=POD_RESTORE_SECRETS)
         return env
 
     def owns_extensions(self) -> bool:
@@ -193,7 +229,7 @@ class Pod:
             "/dev/shm": ("tmpfs", "-", "mode=1777,size=256m"),
             "/etc/hosts": ("bind", str(c.hosts_file), "ro"),
         } | ({POD_EXTENSIONS: ("bind", str(c.config_dir), "ro")} if self.owns_extensions()
-             else {})
+             else {}) | c.backup_volumes()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def running(self) -> bool:
@@ -419,6 +455,9 @@ class Cluster:
         self.pgpass_file = self.dir / "pgpass"
         self.state_file = self.dir / "state.json"
         self.etcd = Etcd(self)
+        # one S3 server per run directory, shared by its clusters (a restore reads the source's)
+        self.s3 = (s3.S3Server(Path(spec.run_root) / "s3", spec.s3_ip) if spec.backup else None)
+        self.new_cipher_pass = False  # prepare() generated this cluster's passphrase just now
         self.pods = {}
         for group, count in sorted(spec.groups.items()):
             for index in range(count):
@@ -463,6 +502,25 @@ class Cluster:
             pod.pid1 = tuple(st["pid1"]) if st.get("pid1") else None
             pod.log_offset = st.get("log_offset", 0)
 
+    # -- backups -----------------------------------------------------------------------------
+    def backup_volumes(self) -> dict:
+        """The backup secret (and a restore's source secret) and the S3 server's CA."""
+        if self.s3 is None:
+            return {}
+        vols = {POD_BACKUP_SECRETS: ("bind", str(self.s3.keys_dir(self.spec.name)), "ro"),
+                POD_S3_CA: ("bind", str(self.s3.ca_dir), "ro")}
+        if self.spec.restore_from:
+            vols[POD_RESTORE_SECRETS] = ("bind", str(self.s3.keys_dir(self.spec.restore_from)),
+                                         "ro")
+        return vols
+
+    def backup_secrets(self) -> list:
+        """The S3 secret key and the repository passphrase (never to be found in a log)."""
+        if self.s3 is None:
+            return []
+        d = self.s3.keys_dir(self.spec.name)
+        return [(d / f).read_text() for f in ("s3-key-secret", "cipher-pass") if (d / f).exists()]
+
     # -- files the pods get ------------------------------------------------------------------
     def prepare(self) -> None:
         """Secrets, certificates, extension list and hosts file (existing ones are kept)."""
@@ -481,6 +539,14 @@ class Cluster:
         atomic_write(self.config_dir / "extensions", self.spec.extensions)
         lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
         lines += [f"{p.ip} {p.dns_name} {p.name}" for p in self.pods.values()]
+        if self.s3 is not None:
+            self.s3.prepare()
+            self.new_cipher_pass = self.s3.prepare_keys(self.spec.name)
+            if self.spec.restore_from and not self.s3.keys_dir(self.spec.restore_from).is_dir():
+                raise ClusterError(f"no backup secrets of {self.spec.restore_from!r} in "
+                                   f"{self.s3.keys_dir(self.spec.restore_from)}: nothing to "
+                                   "restore from")
+            lines += self.s3.hosts_lines()
         atomic_write(self.hosts_file, "\n".join(lines) + "\n")
 
     def make_certs(self, out: Path) -> None:
@@ -506,6 +572,11 @@ class Cluster:
     def start(self) -> None:
         """Prepare files, start etcd and every pod that is not running (idempotent)."""
         self.prepare()
+        if self.s3 is not None:
+            try:
+                self.s3.start(user=self.spec.name)
+            except s3.S3Error as e:
+                raise ClusterError(f"the S3 server (backups): {e}") from None
         self.etcd.start()
         # all at once, like a StatefulSet with podManagementPolicy Parallel (the chart's)
         launched = [pod for pod in self.pods.values() if pod.launch()]
@@ -513,16 +584,63 @@ class Cluster:
             pod.await_pid1()
 
     def stop(self, purge: bool = False) -> None:
-        """SIGTERM to every pod's PID 1 at once, wait, then etcd; purge removes the data."""
+        """SIGTERM to every pod's PID 1 at once, wait, then etcd, then this cluster's use of
+        the S3 server (the last cluster stops it); purge removes the data and the cluster's
+        backups with their passphrase."""
         running = [p for p in self.pods.values() if p.running()]
         for pod in running:
             pod.signal(signal.SIGTERM)
         for pod in self.pods.values():
             pod.stop()
         self.etcd.stop()
-        self.save_state()
+        if self.dir.exists():
+            self.save_state()
+        if self.s3 is not None:
+            self.s3.release(self.spec.name)
         if purge:
             shutil.rmtree(self.dir, ignore_errors=True)
+            if self.s3 is not None:
+                self.s3.forget(self.spec.name)
+
+    def remove_data(self) -> None:
+        """Delete the cluster's directory (data, secrets, certificates, etcd) but keep its
+        backups and their passphrase: what a restore under the same name starts from."""
+        if any(p.running() for p in self.pods.values()) or self.etcd.running():
+            raise ClusterError(f"{self.spec.name} still runs: stop it first")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_tool(self, args: list, group: int = 0, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Like `kubectl run` of a one-off pod with a member's environment and secrets (no
+        data volume, an empty RUN_DIR): citus-init ARGS as its PID 1. Works whether or not the
+        cluster runs (e.g. `restore-points`, which reads only the repository)."""
+        self.prepare()
+        template = self.group(group)[0]
+        tool_dir = self.dir / "tools" / f"{template.name}-{os.getpid()}-{time.monotonic_ns()}"
+        (tool_dir / "run").mkdir(parents=True)
+        try:
+            volumes = dict(template.volumes)
+            volumes.pop(POD_DATA, None)
+            volumes[POD_RUN] = ("bind", str(tool_dir / "run"), "")
+            atomic_write(tool_dir / "env", "".join(f"{k}={v}\n" for k, v in template.env.items()))
+            atomic_write(tool_dir / "mounts", "".join(
+                f"{kind} {src} {dst} {opts}\n" for dst, (kind, src, opts) in volumes.items()))
+            cmd = ["unshare", "--mount", "--propagation", "private", "--", str(paths.LAUNCHER),
+                   str(tool_dir), template.command[0], *args]
+            with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                  env={"PATH": BASE_PATH}) as proc:
+                try:
+                    out, errs = proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    for child in procs.children(proc.pid):  # its PID 1: the namespace goes
+                        procs.signal_if_same(child.pid, child.start_ticks, signal.SIGKILL)
+                    proc.kill()
+                    out, errs = proc.communicate()
+                    raise ClusterError(f"citus-init {' '.join(args)} did not finish in "
+                                       f"{timeout:.0f}s: {errs.strip()[-500:]}") from None
+            return subprocess.CompletedProcess(cmd, proc.returncode, out, errs)
+        finally:
+            shutil.rmtree(tool_dir, ignore_errors=True)
 
     # -- observing ---------------------------------------------------------------------------
     def api_get(self, pod: Pod, path: str, timeout: float) -> tuple:

@@ -3,6 +3,7 @@ code as scripts/demo), cleanup by PID, and the checks every module ends with."""
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ sys.path.insert(0, str(ROOT / "scripts" / "lib"))
 from localcluster import PRIMARY_ROLES, Cluster, ClusterSpec, paths, procs  # noqa: E402
 
 E2E_RUN = paths.RUN / "e2e"
+# The suite's S3 server (backups, localcluster/s3.py): its own address, beside scripts/demo's.
+E2E_S3_IP = "127.0.9.2"
 # The mode of clusters whose spec leaves citus at None: DEMO_CITUS (auto by default: Citus
 # when it is installed). Citus-only tests skip with the reason otherwise.
 CITUS, CITUS_WHY = paths.citus_mode()
@@ -27,10 +30,39 @@ def citus_init_binary():
     return binary
 
 
-def new_cluster(request, name: str, subnet: str, groups: dict, **spec_args) -> Cluster:
+def backup_tools_problem():
+    """Why clusters with backups cannot run here, or None (pgBackRest, versitygw, curl)."""
+    from localcluster import s3
+    if shutil.which("pgbackrest") is None:
+        return "pgbackrest is not installed (ensure_base installs Debian's package)"
+    if shutil.which("curl") is None:
+        return "curl is not installed"
+    try:
+        s3.versitygw_binary()
+    except s3.S3Error as e:
+        return str(e)
+    return None
+
+
+needs_backup_tools = pytest.mark.skipif(backup_tools_problem() is not None,
+                                        reason=str(backup_tools_problem()))
+
+
+# Clusters of tests that are not about backups run without them (BACKUP_REPO=none), which
+# keeps the suite fast; E2E_BACKUP=1 runs them with archiving and backups as scripts/demo does.
+BACKUP_DEFAULT = os.environ.get("E2E_BACKUP") == "1"
+
+
+def new_cluster(request, name: str, subnet: str, groups: dict, backup: bool = None,
+                **spec_args) -> Cluster:
     """A fresh cluster under run/e2e/<name>, stopped (by PID) when the requesting scope ends;
-    its directory is kept when a test failed (or KEEP_E2E=1), for the logs."""
-    spec = ClusterSpec(name=name, subnet=subnet, groups=groups, run_root=E2E_RUN, **spec_args)
+    its directory is kept when a test failed (or KEEP_E2E=1), for the logs. backup=True:
+    archiving and backups to the suite's S3 server (the purge of an earlier run's cluster
+    removes its backups too); None: BACKUP_DEFAULT."""
+    if backup is None:
+        backup = BACKUP_DEFAULT
+    spec = ClusterSpec(name=name, subnet=subnet, groups=groups, run_root=E2E_RUN,
+                       backup=backup, s3_ip=E2E_S3_IP, **spec_args)
     Cluster(spec).stop(purge=True)  # an earlier interrupted run: its recorded PIDs, its files
     cluster = Cluster(spec)
     failed_before = request.session.testsfailed
@@ -99,6 +131,67 @@ def assert_one_leader_per_group_streaming(cluster: Cluster) -> None:
         assert all(roles[n] == "replica" for n in replicas), f"group {g}: roles {roles}"
 
 
+class PairWriter(threading.Thread):
+    """Transaction n inserts ids 2n and 2n+1 (on different shards for most n when the table is
+    distributed by id) with pair = n through the group's primary (libpq picks the writable
+    member); remembers, per n, when the attempt started and when its COMMIT was acknowledged
+    (wall clock, time.time()), so a restore can be checked against a point in time."""
+
+    def __init__(self, cluster: Cluster, table: str, group: int = 0, pause: float = 0.0):
+        super().__init__(daemon=True)
+        self.cluster, self.table, self.group, self.pause = cluster, table, group, pause
+        self.acked = []          # n, in commit order
+        self.started = {}        # n -> wall-clock time the attempt began
+        self.acked_at = {}       # n -> wall-clock time the commit was acknowledged
+        self.attempts = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        conn = None
+        while not self.halt.is_set():
+            try:
+                if conn is None:
+                    conn = self.cluster.connect_primary(self.group, autocommit=False)
+                self.attempts += 1
+                n = self.attempts
+                self.started[n] = time.time()
+                with conn.cursor() as cur:
+                    cur.execute(f"INSERT INTO {self.table} VALUES (%s, %s), (%s, %s)",
+                                (2 * n, n, 2 * n + 1, n))
+                conn.commit()
+                self.acked_at[n] = time.time()
+                self.acked.append(n)
+                if self.pause:
+                    time.sleep(self.pause)
+            except Exception:  # noqa: BLE001 - not acknowledged
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                conn = None
+                time.sleep(0.2)
+        if conn is not None:
+            conn.close()
+
+    def wait_more(self, count, timeout):
+        target = len(self.acked) + count
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < target:
+            assert time.monotonic() < deadline, f"writer stalled at {len(self.acked)}"
+            time.sleep(0.1)
+
+    def stop(self):
+        self.halt.set()
+        self.join(30)
+
+    def acked_before(self, t: float) -> set:
+        return {n for n, at in self.acked_at.items() if at < t}
+
+    def started_after(self, t: float) -> set:
+        return {n for n, at in self.started.items() if at > t}
+
+
 def execute(pod, sql: str, params=None, dbname=None):
     with pod.connect(dbname=dbname) as conn, conn.cursor() as cur:
         cur.execute(sql, params)
@@ -147,13 +240,14 @@ def assert_pod_hygiene(cluster: Cluster) -> None:
             zs = lasting_zombies(pod)
             if zs:
                 problems.append(f"{pod.name}: zombies {zs}")
-    passwords = cluster.passwords()
+    passwords = cluster.passwords() + cluster.backup_secrets()
     logs = sorted((cluster.dir / "logs").glob("*.log"))
     assert logs, "no pod logs found"
     for log in logs:
         text = log.read_text(errors="replace")
         for n, pw in enumerate(passwords):
             if pw in text:
-                problems.append(f"{log.name}: contains the {('superuser', 'replication')[n]} "
-                                "password")
+                what = ("superuser password", "replication password", "REST API password",
+                        "S3 secret key", "repository passphrase")[n]
+                problems.append(f"{log.name}: contains the {what}")
     assert not problems, "; ".join(problems)

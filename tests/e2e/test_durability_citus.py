@@ -3,11 +3,9 @@
 the coordinator while the worker group's primary is SIGKILLed twice; afterwards every
 transaction the coordinator acknowledged is there, both of its rows."""
 import signal
-import threading
-import time
 
-from conftest import (assert_pod_hygiene, execute, needs_citus, new_cluster, other_members,
-                      wait_new_leader, wait_replica_streaming)
+from conftest import (PairWriter, assert_pod_hygiene, execute, needs_citus, new_cluster,
+                      other_members, wait_new_leader, wait_replica_streaming)
 
 import pytest
 
@@ -28,47 +26,6 @@ def cluster(request):
     return c
 
 
-class CrossShardWriter(threading.Thread):
-    """Transaction n inserts ids 2n and 2n+1 (on different shards for most n) through the
-    coordinator's leader; remembers the n whose COMMIT the coordinator acknowledged."""
-
-    def __init__(self, cluster):
-        super().__init__(daemon=True)
-        self.cluster, self.acked, self.attempts = cluster, [], 0
-        self.halt = threading.Event()
-
-    def run(self):
-        conn = None
-        while not self.halt.is_set():
-            try:
-                if conn is None:
-                    conn = self.cluster.connect_primary(0, autocommit=False)
-                self.attempts += 1
-                n = self.attempts
-                with conn.cursor() as cur:
-                    cur.execute("INSERT INTO acked_pairs VALUES (%s, %s), (%s, %s)",
-                                (2 * n, n, 2 * n + 1, n))
-                conn.commit()
-                self.acked.append(n)
-            except Exception:  # noqa: BLE001 - not acknowledged
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                conn = None
-                time.sleep(0.2)
-        if conn is not None:
-            conn.close()
-
-    def wait_more(self, count, timeout):
-        target = len(self.acked) + count
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < target:
-            assert time.monotonic() < deadline, f"writer stalled at {len(self.acked)}"
-            time.sleep(0.1)
-
-
 def quorum_standby(cluster, leader, standby):
     _, body = leader.api("/cluster")
     roles = {m.get("name"): m.get("role") for m in (body or {}).get("members", [])}
@@ -82,7 +39,7 @@ def test_rendered_default_is_quorum(cluster):
 
 
 def test_no_acknowledged_distributed_commit_lost_across_worker_kills(cluster):
-    writer = CrossShardWriter(cluster)
+    writer = PairWriter(cluster, "acked_pairs")
     writer.start()
     try:
         for round_no in range(1, KILLS + 1):

@@ -1,6 +1,7 @@
 /* leader.h: watch the local Patroni REST API and create the configured extensions whenever
  * this member is the leader that owns them (Citus group 0, or every group's leader without
- * Citus), again after every promotion, and whenever EXTENSIONS_FILE changes.
+ * Citus), again after every promotion, and whenever EXTENSIONS_FILE changes; tell the
+ * backups (leader_watch_notify) when this member starts or stops leading its group.
  *
  * Runs entirely on the caller's libev loop (the agent's): HTTP through the libcurl multi
  * interface driven by ev_io/ev_timer, the file through ev_stat, PostgreSQL through the
@@ -18,11 +19,18 @@ struct leader_watch;
 
 /* Start watching; cfg must outlive the watch. Returns NULL (after logging why) only when
  * the HTTP machinery cannot be set up. Does nothing useful (but returns a valid handle)
- * when this member can never own the extensions (a Citus worker group) or the list is
- * empty and no EXTENSIONS_FILE is watched. */
+ * when this member can never own the extensions (a Citus worker group) and backups are
+ * off. */
 struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct config *cfg);
 /* Stop every watcher, cancel a run in progress, free. NULL is fine. */
 void leader_watch_stop(struct leader_watch *w);
+
+/* Tell fn whenever this member starts (true) or stops (false) leading its group - Patroni's
+ * role primary and state running - after the extensions' own reaction. The backups
+ * (backup.h) hang here; with backups on the watch runs on every group, a Citus worker's
+ * leader included (which still never creates extensions). NULL w is fine. */
+typedef void (*leader_change_fn)(bool leader, void *ctx);
+void leader_watch_notify(struct leader_watch *w, leader_change_fn fn, void *ctx);
 
 /* --- pure helpers, exposed for unit tests --- */
 

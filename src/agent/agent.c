@@ -10,8 +10,9 @@
 #include <ev.h>
 
 #include "diag.h"
-#include "input.h"
+#include "backup.h"
 #include "certs.h"
+#include "input.h"
 #include "leader.h"
 #include "log.h"
 
@@ -88,6 +89,12 @@ static int read_stdin(char **out, size_t *len)
     return 0;
 }
 
+/* The leader watch's news for the backups. */
+static void on_leadership(bool leader, void *ctx)
+{
+    backup_duty_leader(ctx, leader);
+}
+
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
@@ -134,7 +141,8 @@ int agent_main(void)
     }
     log_setup(cfg.log_format, cfg.log_level);
 
-    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    /* The default loop: the backup workers are watched with ev_child (backup.h). */
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     if (!loop) {
         log_error("agent: cannot create the event loop", NULL);
         config_free(&cfg);
@@ -150,13 +158,18 @@ int agent_main(void)
 
     struct leader_watch *watch = leader_watch_start(loop, &cfg);
     struct cert_watch *certs = watch ? cert_watch_start(loop, &cfg, patroni) : NULL;
+    struct backup_duty *backups = watch ? backup_duty_start(loop, &cfg) : NULL;
+    if (backups)
+        leader_watch_notify(watch, on_leadership, backups);
     if (!watch) {
         rc = 70;
     } else {
-        log_info("agent started", "certificate_rotation", certs ? "watching" : "off", NULL);
+        log_info("agent started", "certificate_rotation", certs ? "watching" : "off", "backups",
+                 backups ? "on" : "off", NULL);
         ev_run(loop, 0);
-        cert_watch_stop(certs);
         leader_watch_stop(watch);
+        backup_duty_stop(backups);
+        cert_watch_stop(certs);
         rc = 0;
     }
     ev_loop_destroy(loop);

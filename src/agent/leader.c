@@ -65,8 +65,11 @@ struct leader_watch {
     char last_problem[256]; /* last unexpected answer logged, so it is logged once */
 
     /* leadership and the list */
-    bool active;            /* this member is responsible for the extensions when leading */
+    bool active;            /* this member has duties when leading (extensions, backups) */
+    bool owns_extensions;   /* of which the extensions (leader_owns_extensions) */
     bool leader;
+    leader_change_fn on_change; /* told of every change of leader (backups) */
+    void *on_change_ctx;
     struct extension_list list;
     ev_stat file_watch;
     struct stat file_seen;  /* identity of the content last read (device, inode, size, times) */
@@ -253,6 +256,8 @@ static void run_done(enum ext_run_result result, void *ctx)
 
 static void start_run(struct leader_watch *w, const struct extension_list *list)
 {
+    if (!w->owns_extensions)
+        return; /* a Citus worker's leader watches for its backups only */
     if (w->run) {
         /* A run in progress is replaced by one over the whole list, so nothing it had not
          * reached yet is forgotten. */
@@ -336,7 +341,9 @@ static void become_leader(struct leader_watch *w, bool leader, const char *role)
     if (leader == w->leader)
         return;
     w->leader = leader;
-    if (leader) {
+    if (leader && !w->owns_extensions) {
+        log_info("this member is the leader", "role", role, NULL);
+    } else if (leader) {
         char sn[24];
         snprintf(sn, sizeof sn, "%zu", w->list.count);
         log_info("this member is the leader; checking extensions", "role", role, "extensions", sn,
@@ -355,6 +362,8 @@ static void become_leader(struct leader_watch *w, bool leader, const char *role)
             w->run = NULL;
         }
     }
+    if (w->on_change)
+        w->on_change(leader, w->on_change_ctx);
 }
 
 /* ------------------------------------------------------------------ HTTP */
@@ -612,9 +621,10 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
     list_copy_unique(&w->list, &cfg->extensions);
     /* The coordinator's leader (every leader without Citus) always has duties: the
      * application role, the extensions, the early HA cycles. */
-    w->active = leader_owns_extensions(cfg);
+    w->owns_extensions = leader_owns_extensions(cfg);
+    w->active = w->owns_extensions || cfg->backup.repo != BACKUP_REPO_NONE;
     if (!w->active) {
-        log_debug("leader watch idle: this member never creates extensions",
+        log_debug("leader watch idle: this member never creates extensions and backups are off",
                   "citus_group", cfg->citus_enabled ? "worker" : "-", NULL);
         return w;
     }
@@ -695,6 +705,14 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
     log_info("watching Patroni for leadership", "url", w->url, "interval_ms", si, "extensions", sn,
              "extensions_file", cfg->extensions_file ? cfg->extensions_file : "-", NULL);
     return w;
+}
+
+void leader_watch_notify(struct leader_watch *w, leader_change_fn fn, void *ctx)
+{
+    if (!w)
+        return;
+    w->on_change = fn;
+    w->on_change_ctx = ctx;
 }
 
 void leader_watch_stop(struct leader_watch *w)

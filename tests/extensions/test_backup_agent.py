@@ -12,7 +12,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -473,3 +472,108 @@ def test_s3_catalogue_restore_point_listing_and_restore():
             srv.stop()
         s3srv.release("test")
         cluster.cleanup_dir(root)
+
+
+# ---------------------------------------------------------------- the agent, in pods
+
+AGENT_WAIT = 120  # the first full backup of a new cluster, on a shared 2-core machine
+
+
+def backup_env(pods, tag, **extra):
+    """A posix repository and the backup secrets for the pods of one test."""
+    repo = pods.workdir / f"repo-{tag}"
+    secrets_dir = pods.workdir / f"backup-secrets-{tag}"
+    for d in (repo, secrets_dir):
+        d.mkdir(exist_ok=True)
+    chown_postgres(repo)
+    os.chmod(repo, 0o750)
+    (secrets_dir / "cipher-pass").write_text(PASSPHRASE + "\n")
+    env = {"BACKUP_REPO": "posix", "BACKUP_REPO_PATH": str(repo),
+           "BACKUP_SECRET_DIR": str(secrets_dir), "BACKUP_FULL_SCHEDULE": "off",
+           "BACKUP_DIFF_SCHEDULE": "off", "BACKUP_ARCHIVE_TIMEOUT": "10"}
+    env.update(extra)
+    return env, repo
+
+
+def wait_log(pod, msg, timeout=AGENT_WAIT, count=1, **fields):
+    """The first `count` agent lines with msg (and those fields); returns them."""
+    def found():
+        pod.check_running()
+        lines = [line for line in log_lines(pod.log(), msg)
+                 if all(field(line, k) == v for k, v in fields.items())]
+        return lines if len(lines) >= count else None
+    return cluster.wait_for(found, timeout, interval=0.5, what=f'"{msg}" {fields} in {pod.name}')
+
+
+def test_agent_stanza_first_full_schedule_history_and_restore_bootstrap(pods):
+    env, repo = backup_env(pods, "a", BACKUP_DIFF_SCHEDULE="* * * * *")
+    base = dict(env, CLUSTER_NAME="bka", CITUS_DATABASE="postgres")
+    pod = pods.new("bka-0-0", env=base)
+    wait_leader(pod)
+    wait_log(pod, "stanza ready", stanza="bka-0")
+    full, = wait_log(pod, "backup finished", stanza="bka-0", type="full")
+    assert "the stanza has no backup yet: a full backup now" in pod.log()
+    # the schedule (every minute here) makes a diff on the next minute
+    wait_log(pod, "backup finished", timeout=AGENT_WAIT + 60, stanza="bka-0", type="diff")
+    rows = pod.sql("SELECT type, status FROM citus_init.backup_history ORDER BY id")
+    assert rows[:2] == [("full", "ok"), ("diff", "ok")]
+
+    r = pod.exec([str(pod.binary), "backup", "--type", "incr"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\t")[1] == "incr"
+    r = pod.exec([str(pod.binary), "restore-point"])
+    assert r.returncode == 1 and "restore points are made on the Citus coordinator" in r.stderr
+    assert PASSPHRASE not in pod.log()
+
+    pod.sql("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
+    pod.sql("SELECT pg_switch_wal()")
+    cluster.wait_for(lambda: pod.sql("SELECT last_archived_wal IS NOT NULL AND last_failed_wal "
+                                     "IS DISTINCT FROM last_archived_wal FROM pg_stat_archiver")
+                     == [(True,)], 60, what="archiving")
+    segment = pod.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
+    cluster.wait_for(lambda: pod.sql(f"SELECT last_archived_wal >= '{segment}' FROM "
+                                     "pg_stat_archiver") == [(True,)], 60,
+                     what="the table's WAL archived")
+
+    # a new cluster restored from bka by Patroni's custom bootstrap (restore-bootstrap)
+    restored = pods.new("bkb-0-0", env=dict(env, CLUSTER_NAME="bkb", CITUS_DATABASE="postgres",
+                                            RESTORE_FROM_CLUSTER="bka", RESTORE_TARGET="latest"),
+                        passwords=pod.passwords)
+    wait_leader(restored, timeout=AGENT_WAIT)
+    # until Patroni's post-bootstrap, pg_hba.conf is the source's (restored with PGDATA)
+    cluster.wait_for(lambda: restored.sql("SELECT x FROM kept") == [(42,)], 60,
+                     what="the restored table")
+    assert 'msg="restore target resolved"' in restored.log()
+    # it archives and backs up into its own stanza, never into the source's
+    wait_log(restored, "backup finished", stanza="bkb-0", type="full")
+    assert (repo / "backup" / "bkb-0").is_dir()
+    assert PASSPHRASE not in restored.log()
+
+
+@NEEDS_CITUS
+def test_agent_restore_points_on_the_coordinator(pods):
+    from conftest import start_citus_pair
+    env, repo = backup_env(pods, "c", RESTORE_POINT_INTERVAL="10")
+    coord, worker = start_citus_pair(pods, "bkc", env)
+    wait_log(worker, "backup finished", stanza="bkc-1", type="full")
+    wait_log(coord, "backup finished", stanza="bkc-0", type="full")
+    # the first after the first full backup, then every 10 s
+    lines = wait_log(coord, "restore point available", count=2)
+    created = log_lines(coord.log(), "restore point created")
+    pauses = [float(field(line, "pause_ms")) for line in created]
+    print(f"restore points: pause_ms {pauses}, archived_after_s "
+          f"{[field(line, 'archived_after_s') for line in lines]}")
+    name = field(lines[0], "name")
+    doc = json.loads((repo / "citus-restore-points" / "bkc" / f"{name}.json").read_text())
+    assert doc["groups"].keys() == {"0", "1"}
+    assert coord.sql("SELECT count(*) FROM citus_init.restore_points WHERE archived_at IS NOT "
+                     "NULL")[0][0] >= 2
+    # the status tables are local: Citus neither distributes nor propagates them
+    assert coord.sql("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE "
+                     "'citus_init.%'") == [(0,)]
+    assert worker.sql("SELECT to_regclass('citus_init.restore_points') IS NULL") == [(True,)]
+    r = coord.exec([str(coord.binary), "restore-points"])
+    assert r.returncode == 0, r.stderr
+    assert name in [line.split("\t")[0] for line in r.stdout.splitlines()]
+    r = worker.exec([str(worker.binary), "restore-point"])
+    assert r.returncode == 1 and "restore points are made on the Citus coordinator" in r.stderr

@@ -7,6 +7,9 @@
   certificate close to its end gets a new member certificate from the same CA; a TLS secret
   that is not the release's is refused with a clear message; `helm upgrade --dry-run`
   (client side, no lookup) is refused, `--dry-run=server` is not;
+- the backups' generated passphrase survives `helm upgrade` and `helm uninstall`
+  (resource-policy keep); the same release name takes it over again, another one is refused
+  with what to set; a posix repository claim likewise stays;
 - two releases with bypassApiService never clash on the cluster-scoped ClusterRole;
 - the API server's own PodSecurity admission agrees with tests/chart/pss.py: the defaults
   meet `baseline`, runAsNonRoot meets `restricted`, the defaults do not.
@@ -245,3 +248,63 @@ def test_a_tls_secret_that_is_not_the_releases_is_refused(cluster):
     assert "set ssl.secretName=citusdemo-ssl-certs" in res.stderr
     helm(cluster, "install", "rel", CHART, "-n", ns, "--no-hooks", "--set", "ssl.secretName=citusdemo-ssl-certs")
     assert api.get("/api/v1/namespaces/%s/secrets/citusdemo-ssl-certs" % ns)["data"] == {"ca.crt": "eA=="}
+
+
+BACKUP_S3 = ["--set", "backup.enabled=true", "--set", "backup.s3.endpoint=s3.example.com",
+             "--set", "backup.s3.bucket=citus-bk", "--set", "backup.s3.accessKey=AK",
+             "--set", "backup.s3.secretKey=SK"]
+
+
+def cipher_pass(cp, ns, name="citusdemo-backup"):
+    return passwords(cp, ns, name)["cipher-pass"]
+
+
+def test_backup_passphrase_is_kept_across_upgrades_and_uninstall(cluster):
+    ns, api = "bk", cluster.api()
+    helm(cluster, "install", "rel", CHART, "-n", ns, "--create-namespace", "--no-hooks", *BACKUP_S3)
+    first = cipher_pass(cluster, ns)
+    assert len(first) == 64
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--no-hooks", *BACKUP_S3)
+    assert cipher_pass(cluster, ns) == first
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--no-hooks", *BACKUP_S3,
+         "--set", "backup.s3.accessKey=AK2", "--set", "backup.schedule.full=0 3 * * *")
+    assert cipher_pass(cluster, ns) == first, "other backup values change, the passphrase stays"
+    assert passwords(cluster, ns, "citusdemo-backup-s3")["s3-key"] == "AK2"
+    # backups switched off and on again: the secret stayed (keep) and is taken over again
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--no-hooks")
+    assert cipher_pass(cluster, ns) == first
+    helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--no-hooks", *BACKUP_S3)
+    assert cipher_pass(cluster, ns) == first
+    res = helm(cluster, "uninstall", "rel", "-n", ns)
+    assert "citusdemo-backup" in res.stdout + res.stderr, "helm says what it kept"
+    assert cipher_pass(cluster, ns) == first, "uninstall keeps the passphrase"
+    assert api.get_or_none("/api/v1/namespaces/%s/secrets/citusdemo-backup-s3" % ns) is None
+    # another release of the same cluster name: refused, naming the values that use the secret
+    res = helm(cluster, "install", "other", CHART, "-n", ns, "--no-hooks", *BACKUP_S3, check=False)
+    assert res.returncode != 0
+    assert 'secret "citusdemo-backup" already exists in namespace "bk" and is not this release\'s (release "rel" kept it' in res.stderr
+    assert "backup.encryption.existingSecret=citusdemo-backup" in res.stderr
+    helm(cluster, "install", "other", CHART, "-n", ns, "--no-hooks", *BACKUP_S3,
+         "--set", "backup.encryption.existingSecret=citusdemo-backup")
+    helm(cluster, "uninstall", "other", "-n", ns)
+    # the same release name again: Helm takes the kept secret over, lookup keeps its value
+    helm(cluster, "install", "rel", CHART, "-n", ns, "--no-hooks", *BACKUP_S3)
+    assert cipher_pass(cluster, ns) == first
+    # a client-side dry run cannot look the passphrase up: refused
+    res = helm(cluster, "upgrade", "rel", CHART, "-n", ns, "--dry-run", *BACKUP_S3, check=False)
+    assert res.returncode != 0 and "helm upgrade found no secret" in res.stderr, res.stderr
+
+
+def test_posix_repository_claim_is_kept(cluster):
+    ns, api = "bk-posix", cluster.api()
+    posix = ["--set", "backup.enabled=true", "--set", "backup.repo.type=posix"]
+    helm(cluster, "install", "rel", CHART, "-n", ns, "--create-namespace", "--no-hooks", *posix)
+    claim = api.get("/api/v1/namespaces/%s/persistentvolumeclaims/citusdemo-backup-repo" % ns)
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    helm(cluster, "uninstall", "rel", "-n", ns)
+    assert api.get("/api/v1/namespaces/%s/persistentvolumeclaims/citusdemo-backup-repo" % ns)
+    kept_pass = ["--set", "backup.encryption.existingSecret=citusdemo-backup"]
+    res = helm(cluster, "install", "other", CHART, "-n", ns, "--no-hooks", *posix, *kept_pass, check=False)
+    assert res.returncode != 0 and "backup.posix.existingClaim=citusdemo-backup-repo" in res.stderr, res.stderr
+    helm(cluster, "install", "other", CHART, "-n", ns, "--no-hooks", *posix, *kept_pass,
+         "--set", "backup.posix.existingClaim=citusdemo-backup-repo")

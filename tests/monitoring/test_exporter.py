@@ -3,6 +3,7 @@ against a real coordinator, worker and hot standby (tests/monitoring/run)."""
 import os
 import subprocess
 
+import psycopg2
 import pytest
 
 from conftest import ADDR, EXPORTER_PIDS, EXPORTER_PORTS, WORK, needs_citus, prom_query, scrape, series, wait_for
@@ -74,6 +75,24 @@ def test_backup_and_restore_point_status():
     assert value(samples, "citus_init_restore_point_last_pause_ms") == 9
 
 
+def test_missing_grant_means_no_rows_not_an_error():
+    """Before monitoring-role.sql ran again after the agent created its tables, the role
+    cannot read them: the metrics are absent, the scrape has no error."""
+    def superuser(sql):
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", ADDR, "-p", "5432", "-U", "postgres",
+                        "-d", "citus", "-c", sql], check=True, capture_output=True)
+    superuser("REVOKE SELECT ON citus_init.backup_history FROM citus_monitor")
+    try:
+        samples = scraped_twice("coordinator")
+        assert not [n for n, _, _ in samples if n.startswith("citus_init_backup_")]
+        assert series(samples, "citus_init_restore_point_available")
+        assert value(samples, "pg_exporter_last_scrape_error") == 0
+    finally:
+        superuser("GRANT SELECT ON citus_init.backup_history TO citus_monitor")
+    assert series(scrape("coordinator"), "citus_init_backup_succeeded", stanza="mon-0")
+    assert error_lines("coordinator") == []
+
+
 @needs_citus
 def test_backup_status_of_a_worker_group():
     samples = scraped_twice("worker")
@@ -137,6 +156,31 @@ def test_shard_placements_and_bytes_per_group(rebalanced):
     assert total > 4_000_000
     assert value(worker, "citus_local_shards_bytes", groupid="1") > 0
     assert not series(worker, "citus_node_active"), "a worker must not report pg_dist_node"
+
+
+@needs_citus
+def test_a_locked_shard_is_skipped_not_waited_for(rebalanced):
+    """A session holds ACCESS EXCLUSIVE on one of the worker's shards (as a rewriting ALTER
+    TABLE would): the scrape neither waits nor fails, and counts the shard as locked."""
+    shard = subprocess.run(
+        ["psql", "-X", "-At", "-h", ADDR, "-p", "5433", "-U", "postgres", "-d", "citus", "-c",
+         "SELECT shard_name('events'::regclass, shardid) FROM pg_dist_shard JOIN pg_dist_placement USING (shardid)"
+         " WHERE groupid = 1 ORDER BY shardid LIMIT 1"], capture_output=True, text=True, check=True).stdout.strip()
+    locker = psycopg2.connect(host=ADDR, port=5433, user="postgres", dbname="citus")
+    try:
+        with locker.cursor() as cur:
+            cur.execute("SET LOCAL citus.enable_manual_changes_to_shards TO on")
+            cur.execute(f"LOCK TABLE {shard} IN ACCESS EXCLUSIVE MODE")  # the transaction stays open
+        samples = scraped_twice("worker")
+        assert value(samples, "citus_local_shards_locked", groupid="1") == 1
+        assert value(samples, "citus_local_shards_bytes", groupid="1") > 0
+        assert value(samples, "pg_exporter_last_scrape_error") == 0
+        assert value(samples, "pg_exporter_last_scrape_duration_seconds") < 1
+    finally:
+        locker.rollback()
+        locker.close()
+    assert value(scrape("worker"), "citus_local_shards_locked", groupid="1") == 0
+    assert error_lines("worker") == []
 
 
 @needs_citus

@@ -117,6 +117,7 @@ class History:
     r_name = r_t0 = r_t1 = None
     t_target = None
     r2_name = None
+    points = None            # [(name, time)] the source's catalogue lists at the end
     ref_before = local_before = None
     repo_after = None
 
@@ -166,6 +167,9 @@ def history(source):
     finally:
         h.writer.stop()
     execute(coord, "DROP TABLE acked_pairs")
+    res = citus_init(source.writable_leader(0), "restore-points")
+    assert res.returncode == 0, res.stderr
+    h.points = [tuple(line.split("\t")) for line in res.stdout.splitlines()]
     source.stop()  # the restores need only the repository
     h.repo_after = repo_snapshot(source, "e2ebkp")
     return h
@@ -228,6 +232,10 @@ def test_restore_to_restore_point(request, source, history):
     assert execute(coord, "SELECT count(*), max(note) FROM local_notes") == [(50, "before")]
     assert execute(coord, "SELECT bool_and(result) FROM citus_check_cluster_node_health()") \
         == [(True,)]
+    # the source's restore points, listed from the new cluster with the source gone
+    res = citus_init(coord, "restore-points", "--cluster", "e2ebkp")
+    assert res.returncode == 0, res.stderr
+    assert [tuple(line.split("\t")) for line in res.stdout.splitlines()] == h.points
     nodes = [r[0] for r in execute(coord, "SELECT nodename FROM pg_dist_node")]
     assert all(".e2ersr-" in n for n in nodes), nodes
     # new writes and DDL
@@ -249,9 +257,7 @@ def test_restore_to_restore_point(request, source, history):
 def test_restore_to_time_lands_on_latest_restore_point_before(request, source, history):
     h = history
     c = restored_cluster(request, "e2erst", "127.0.44", h.t_target)
-    points = c.run_tool(["restore-points", "--cluster", "e2ebkp"])
-    assert points.returncode == 0, points.stderr
-    listed = [line.split("\t") for line in points.stdout.splitlines()]
+    listed = h.points
     names = [n for n, _ in listed]
     assert h.r_name in names and h.r2_name in names, listed
     expected = max((parse_rfc3339(t), n) for n, t in listed if t <= h.t_target)[1]

@@ -610,16 +610,17 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def run_tool(self, args: list, group: int = 0, timeout: float = 120) -> subprocess.CompletedProcess:
-        """Like `kubectl run` of a one-off pod with a member's environment and secrets (no
-        data volume, an empty RUN_DIR): citus-init ARGS as its PID 1. Works whether or not the
-        cluster runs (e.g. `restore-points`, which reads only the repository)."""
+        """Like `kubectl run` of a one-off pod with a member's environment and secrets (a
+        scratch data volume, an empty RUN_DIR): citus-init ARGS as its PID 1, whether or not
+        the cluster runs."""
         self.prepare()
         template = self.group(group)[0]
         tool_dir = self.dir / "tools" / f"{template.name}-{os.getpid()}-{time.monotonic_ns()}"
         (tool_dir / "run").mkdir(parents=True)
+        (tool_dir / "pgdata").mkdir()
         try:
             volumes = dict(template.volumes)
-            volumes.pop(POD_DATA, None)
+            volumes[POD_DATA] = ("bind", str(tool_dir / "pgdata"), "")
             volumes[POD_RUN] = ("bind", str(tool_dir / "run"), "")
             atomic_write(tool_dir / "env", "".join(f"{k}={v}\n" for k, v in template.env.items()))
             atomic_write(tool_dir / "mounts", "".join(
@@ -641,6 +642,14 @@ class Cluster:
             return subprocess.CompletedProcess(cmd, proc.returncode, out, errs)
         finally:
             shutil.rmtree(tool_dir, ignore_errors=True)
+
+    def citus_init(self, args: list, group: int = 0, timeout: float = 120) -> subprocess.CompletedProcess:
+        """citus-init ARGS like `kubectl exec` in a running member of the group (its RUN_DIR is
+        prepared), else in a one-off pod (run_tool)."""
+        for pod in self.group(group):
+            if pod.running() and pod.find_pid1() is not None:
+                return pod.exec([pod.command[0], *args], timeout=timeout)
+        return self.run_tool(args, group, timeout)
 
     # -- observing ---------------------------------------------------------------------------
     def api_get(self, pod: Pod, path: str, timeout: float) -> tuple:

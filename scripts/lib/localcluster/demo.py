@@ -371,8 +371,9 @@ def cmd_backup(cluster: Cluster, args: list) -> int:
 
 
 def restore_points(cluster: Cluster, source: str) -> list:
-    """[(name, time)] of the source's catalogue, read by a one-off pod of cluster."""
-    res = cluster.run_tool(["restore-points", "--cluster", source])
+    """[(name, time)] of the source's catalogue, read in a member of cluster (a one-off pod
+    when none runs)."""
+    res = cluster.citus_init(["restore-points", "--cluster", source])
     if res.returncode != 0:
         raise ClusterError(f"citus-init restore-points failed (exit {res.returncode}): "
                            f"{(res.stderr or res.stdout).strip()[-800:]}")

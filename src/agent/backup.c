@@ -498,6 +498,8 @@ int backup_run(const struct config *cfg, enum backup_type type, struct backup_ou
         log_warn("citus_init.backup_history cannot be created; the backup goes on", "stanza",
                  cfg->backup.stanza, "error", err, NULL);
 
+    /* no session stays idle through a backup of hours: the history gets a new one */
+    PQfinish(conn);
     log_info("backup started", "stanza", cfg->backup.stanza, "type", tn, NULL);
     double started = wall_now();
     char type_arg[16];
@@ -556,9 +558,15 @@ int backup_run(const struct config *cfg, enum backup_type type, struct backup_ou
     }
     if (rc == 0)
         backup_pgbackrest_free(&r);
-    if (result != BACKUP_REFUSED)
-        record_history(cfg, conn, done_type, started, finished, &o);
-    PQfinish(conn);
+    if (result != BACKUP_REFUSED) {
+        conn = backup_connect_local(cfg, err, sizeof err);
+        if (conn)
+            record_history(cfg, conn, done_type, started, finished, &o);
+        else
+            log_warn("backup not recorded in citus_init.backup_history", "stanza",
+                     cfg->backup.stanza, "label", o.label[0] ? o.label : "-", "error", err, NULL);
+        PQfinish(conn);
+    }
     if (out)
         *out = o;
     return result;

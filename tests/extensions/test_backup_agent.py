@@ -11,6 +11,7 @@ agent's duties: stanza-create, the first full backup, the history, restore point
 import json
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import stat
@@ -216,9 +217,10 @@ def log_lines(text, msg):
 
 
 def field(line, key):
-    for part in line.split(" "):
+    """The value of key in one logfmt line (quoted values unquoted)."""
+    for part in shlex.split(line):
         if part.startswith(key + "="):
-            return part.split("=", 1)[1].strip('"')
+            return part.split("=", 1)[1]
     return None
 
 
@@ -577,3 +579,51 @@ def test_agent_restore_points_on_the_coordinator(pods):
     assert name in [line.split("\t")[0] for line in r.stdout.splitlines()]
     r = worker.exec([str(worker.binary), "restore-point"])
     assert r.returncode == 1 and "restore points are made on the Citus coordinator" in r.stderr
+
+
+def test_agent_stops_its_backup_when_it_stops_leading(pods):
+    """A scheduled backup in progress on a leader that is switched over: TERM to the worker
+    and pgBackRest, no backup finished there, and the new leader takes the duties (its setup
+    finds the stanza and its backups: no new first full)."""
+    from test_extensions import switchover
+    env, repo = backup_env(pods, "s", BACKUP_FULL_SCHEDULE="* * * * *",
+                           BACKUP_COMPRESS_TYPE="gz", BACKUP_PROCESS_MAX="1",
+                           LEADER_POLL_INTERVAL_MS="200")
+    pw = cluster.new_passwords()
+    base = dict(env, CLUSTER_NAME="bks", CITUS_DATABASE="postgres")
+    a = pods.new("bks-a", env=base, passwords=pw)
+    wait_leader(a)
+    wait_log(a, "backup finished", stanza="bks-0", type="full")
+    # enough data for a gzip backup of several seconds on one process
+    a.sql("CREATE TABLE big AS SELECT i, md5(i::text) || md5((i + 1)::text) AS pad "
+          "FROM generate_series(1, 3000000) i", timeout=120)
+    b = pods.new("bks-b", env=base, passwords=pw)
+    cluster.wait_for(lambda: b.patroni().get("role") == "replica" and
+                     b.patroni().get("state") in ("running", "streaming"), AGENT_WAIT,
+                     what="bks-b to stream")
+    # a scheduled full backup (every minute) in progress: started, not yet ended
+
+    def running():
+        text = a.log()
+        ended = len(log_lines(text, "backup finished")) + len(log_lines(text, "backup failed"))
+        return len(log_lines(text, "backup started")) > ended
+    cluster.wait_for(running, 90, interval=0.2, what="a scheduled backup in progress on bks-a")
+    # into the copy: a switchover while pgBackRest starts its backup (pg_backup_start) makes
+    # it fail on its own as PostgreSQL stops; copying it does not notice
+    time.sleep(3)
+    assert running(), "the backup ended within 3 s: too little data to interrupt it"
+    ended_before = len(log_lines(a.log(), "backup finished"))
+    switchover(a, b)
+    stopping, = wait_log(a, "stopping the backup", timeout=30)
+    assert field(stopping, "reason") == "no longer the leader"
+    assert len(log_lines(a.log(), "backup finished")) == ended_before, \
+        "the interrupted backup must not finish on the old leader"
+
+    def no_pgbackrest_backup():
+        r = a.exec(["sh", "-c", "ps -eo args | grep -c '[p]gbackrest.* backup' || true"])
+        return r.stdout.strip() == "0"
+    cluster.wait_for(no_pgbackrest_backup, 20, what="pgBackRest stopped on the old leader")
+    wait_log(b, "stanza ready", stanza="bks-0")
+    time.sleep(2)
+    assert "the stanza has no backup yet" not in b.log()
+    assert PASSPHRASE not in a.log() + b.log()

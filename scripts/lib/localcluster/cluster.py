@@ -85,6 +85,20 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def share_with_postgres(directory: Path) -> None:
+    """What the chart's secret volumes look like (defaultMode 0440, group fsGroup): root-owned,
+    readable by the postgres group, so citus-init's commands that run as postgres (Patroni's
+    restore-bootstrap) read them as in Kubernetes."""
+    import grp
+    gid = grp.getgrnam("postgres").gr_gid
+    os.chown(directory, 0, gid)
+    os.chmod(directory, 0o750)
+    for f in directory.iterdir():
+        if f.is_file():
+            os.chown(f, 0, gid)
+            os.chmod(f, 0o440)
+
+
 def _pgpass_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace(":", "\\:")
 
@@ -531,6 +545,7 @@ class Cluster:
         for key in (SUPERUSER_KEY, REPLICATION_KEY, RESTAPI_KEY):
             if not (self.secrets_dir / key).exists():
                 atomic_write(self.secrets_dir / key, secrets.token_urlsafe(24), 0o600)
+        share_with_postgres(self.secrets_dir)
         atomic_write(self.pgpass_file,
                      f"*:*:*:postgres:{_pgpass_escape(self.superuser_password())}\n", 0o600)
         if not all((self.certs_dir / f).is_file() for f in tls.FILES):
@@ -542,6 +557,7 @@ class Cluster:
         if self.s3 is not None:
             self.s3.prepare()
             self.new_cipher_pass = self.s3.prepare_keys(self.spec.name)
+            share_with_postgres(self.s3.keys_dir(self.spec.name))
             if self.spec.restore_from and not self.s3.keys_dir(self.spec.restore_from).is_dir():
                 raise ClusterError(f"no backup secrets of {self.spec.restore_from!r} in "
                                    f"{self.s3.keys_dir(self.spec.restore_from)}: nothing to "

@@ -10,7 +10,7 @@ backups from the same object store, also after the source is gone). Its state di
     <root>/root-secret-key
     <root>/data/<bucket>/     the POSIX backend: every object is a file; a cluster's
                               repository is data/<bucket>/<cluster>/ (BACKUP_REPO_PATH)
-    <root>/keys/<cluster>/    s3-key, s3-key-secret, cipher-pass (0600): BACKUP_SECRET_DIR
+    <root>/keys/<cluster>/    s3-key, s3-key-secret, cipher-pass: BACKUP_SECRET_DIR
                               of that cluster. The passphrase is generated once and kept:
                               without it the cluster's backups cannot be read.
     <root>/versitygw.log, state.json (PID + start time, and which clusters use the server)

@@ -192,7 +192,7 @@ def test_backups_and_stanzas_on_start(source):
                                    "WHERE status = 'ok'")
         assert last is not None, f"group {g}: no successful backup in backup_history"
         keys = source.s3.list_keys(f"e2ebkp/backup/e2ebkp-{g}/")
-        assert any(k.endswith("backup.info") for k in keys), keys[:5]
+        assert any(k.endswith("/backup.manifest") for k in keys), keys[:5]
 
 
 def test_replica_built_from_repository(source):

@@ -36,7 +36,8 @@ LISTEN_ADDRESS is set to the pod's loopback address when the container does not 
 /etc/hosts in each pod maps `<pod>.<service>.<ns>.svc.<domain>` of headless Services to
 loopback addresses and the names of selector-less Services (`<svc>`, `<svc>.<ns>`,
 `<svc>.<ns>.svc...`) to the loopback address of the first pod IP in their Endpoints (what
-kube-proxy + DNS would route to); each container gets a private /var/run/postgresql (the
+kube-proxy + DNS would route to), and holds the lines of STATE/extra-hosts (a server a test
+runs outside the cluster, e.g. S3); each container gets a private /var/run/postgresql (the
 image's own file system), owned by the uid it runs as when that is not root; a container
 running as a uid this host does not know (the image's postgres, 999) sees /etc/passwd and
 /etc/group with `postgres` as that uid, as in the image. NetworkPolicies are not enforced. The image's ENTRYPOINT is citus-init (build/citus-init); Patroni
@@ -204,6 +205,10 @@ class Kubelet:
                 addrs = [a for a in addrs if a]
                 if addrs:
                     lines.append(f"{addrs[0]} {name} {name}.{ns} {name}.{ns}.svc {fqdn}")
+        # names of services outside the cluster a test started (its S3 server): STATE/extra-hosts
+        extra = self.state / "extra-hosts"
+        if extra.exists():
+            lines += [line for line in extra.read_text().splitlines() if line.strip()]
         text = "\n".join(lines) + "\n"
         try:
             if self.hosts_file.read_text() == text:

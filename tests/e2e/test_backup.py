@@ -127,6 +127,8 @@ def history(source):
     """The scenario on the source, once: tables, writer, backup, R, T, R2, DROP TABLE; then
     the source is stopped."""
     h = History()
+    for g in source.groups:  # the agent's first full backup first (a second one is refused)
+        wait_log(source, source.group(g), "backup finished", f"stanza=e2ebkp-{g}", timeout=300)
     coord = source.writable_leader(0)
     for sql in ("CREATE TABLE acked_pairs (id bigint PRIMARY KEY, pair bigint NOT NULL)",
                 "SELECT create_distributed_table('acked_pairs', 'id', shard_count => 8)",
@@ -341,6 +343,7 @@ def test_wrong_passphrase_on_restore(request, plain, plain_history):
     wrong = c.dir / "wrong-source-keys"
     shutil.copytree(plain.s3.keys_dir("e2epitr"), wrong)
     (wrong / "cipher-pass").write_text("not-the-passphrase-of-that-repository")
+    lc.share_with_postgres(wrong)  # as the chart mounts secrets (Patroni's bootstrap reads them)
     for pod in c.pods.values():
         pod.volumes[lc.POD_RESTORE_SECRETS] = ("bind", str(wrong), "ro")
     c.start()
@@ -364,6 +367,7 @@ def test_wrong_s3_key(request):
     wrong = c.dir / "wrong-keys"
     shutil.copytree(c.s3.keys_dir("e2ebkey"), wrong)
     (wrong / "s3-key-secret").write_text("wrong-secret-key-wrong-secret-key")
+    lc.share_with_postgres(wrong)
     for pod in c.pods.values():
         pod.volumes[lc.POD_BACKUP_SECRETS] = ("bind", str(wrong), "ro")
     c.start()

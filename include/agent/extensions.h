@@ -70,4 +70,7 @@ size_t extensions_edit_distance(const char *a, const char *b);
 size_t extensions_closest(const char *name, const char *const *candidates, size_t n,
                           const char **out, size_t k);
 
+/* key='value' with libpq's conninfo quoting (backslash and single quote escaped), malloc'd. */
+char *conninfo_quoted(const char *key, const char *value);
+
 #endif

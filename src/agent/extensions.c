@@ -449,8 +449,7 @@ static void send_create(struct ext_run *r, struct ext_item *it)
     free(qschema);
 }
 
-/* key='value' with libpq's conninfo quoting (backslash and single quote escaped). */
-static char *conninfo_quoted(const char *key, const char *value)
+char *conninfo_quoted(const char *key, const char *value)
 {
     size_t n = strlen(key) + 3 + 2 * strlen(value) + 1;
     char *out = xmalloc(n), *p = out;

@@ -2,14 +2,18 @@
 #include "restorepoint.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backup.h"
+#include "extensions.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -623,6 +627,251 @@ static int backup_set_for(const struct config *cfg, unsigned long long lsn, char
     return rc;
 }
 
+/* ------------------------------------------------------------------ detaching a restored node */
+
+/* A restored Citus node still names the source cluster's nodes in pg_dist_node. Started by
+ * Patroni as it is, it would reach them: the coordinator's maintenance daemon recovers
+ * two-phase commits against the source's workers (committing or aborting their prepared
+ * transactions), Patroni's post_bootstrap ALTER ROLE (the new superuser password) propagates
+ * to them, and distributed queries go to them. So before Patroni starts it, the restored
+ * node is recovered privately (no TCP, a private socket and pg_hba, no archiving, no
+ * synchronous standbys, Citus' background work off), and its pg_dist_node is cut loose:
+ * on the coordinator the workers' rows go and its own row names this member (Patroni adds
+ * the new cluster's worker leaders under their groups as they come up, which syncs their
+ * metadata again); on a worker every row goes (the coordinator's activation re-syncs it).
+ * Placements are by group and stay. */
+
+static int run_argv(const char *const *argv, const char *what)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("restore: cannot start a process", "command", what, "error", strerror(errno),
+                  NULL);
+        return -1;
+    }
+    if (pid == 0) {
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "citus-init: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int pg_ctl(const struct config *cfg, const char *dir, bool start)
+{
+    char exe[4096], log_file[4096], opts[8192];
+    snprintf(exe, sizeof exe, "%s/pg_ctl", cfg->pg_bin_dir);
+    snprintf(log_file, sizeof log_file, "%s/postgresql.log", dir);
+    /* RUN_DIR holds none of ' " \ $ ` % with backups on (config.c), so quoting is plain. */
+    snprintf(opts, sizeof opts,
+             "-c listen_addresses='' -c unix_socket_directories='%s' -c port=%d "
+             "-c hba_file='%s/pg_hba.conf' -c ssl=off -c archive_mode=off "
+             "-c synchronous_standby_names='' -c hot_standby=off "
+             "-c citus.recover_2pc_interval=-1 -c citus.distributed_deadlock_detection_factor=-1 "
+             "-c citus.enable_statistics_collection=off -c citus.background_task_queue_interval=-1",
+             dir, cfg->pg_port, dir);
+    const char *argv_start[] = {exe, "-D", cfg->pgdata, "-w", "-t", "86400", "-l", log_file,
+                                "-o", opts, "start", NULL};
+    const char *argv_stop[] = {exe, "-D", cfg->pgdata, "-w", "-t", "600", "-m", "fast", "stop",
+                               NULL};
+    return run_argv(start ? argv_start : argv_stop, start ? "pg_ctl start" : "pg_ctl stop");
+}
+
+static PGconn *private_connect(const struct config *cfg, const char *dir)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->pg_port);
+    const char *keys[] = {"host", "port", "user", "dbname", "application_name", NULL};
+    const char *vals[] = {dir, port, cfg->superuser_username, cfg->citus_database,
+                          "citus-init restore", NULL};
+    return PQconnectdbParams(keys, vals, 0);
+}
+
+/* Connect once the server takes connections: with hot_standby off it takes none until the
+ * recovery has reached its target and promoted, however long the WAL replay takes. Any other
+ * failure (the server ended: a target not in the WAL, say) ends the wait. */
+static PGconn *connect_when_promoted(const struct config *cfg, const char *dir, char *err,
+                                     size_t errlen)
+{
+    for (;;) {
+        PGconn *conn = private_connect(cfg, dir);
+        if (PQstatus(conn) == CONNECTION_OK) {
+            int primary = backup_is_primary(conn, err, errlen);
+            if (primary > 0)
+                return conn;
+            PQfinish(conn);
+            if (primary < 0)
+                return NULL;
+        } else {
+            const char *msg = PQerrorMessage(conn);
+            bool waiting = strstr(msg, "not accepting connections") ||
+                           strstr(msg, "not yet accepting connections") ||
+                           strstr(msg, "is starting up");
+            if (!waiting) {
+                backup_pq_error(conn, NULL, err, errlen);
+                PQfinish(conn);
+                return NULL;
+            }
+            PQfinish(conn);
+        }
+        sleep(1);
+    }
+}
+
+/* The last lines of the private server's log, on one line: why a recovery failed. */
+static void log_tail(const char *path, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char lines[4][512] = {{0}};
+    int n = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0])
+            snprintf(lines[n++ % 4], sizeof lines[0], "%s", line);
+    }
+    fclose(f);
+    size_t used = 0;
+    for (int i = n > 4 ? n - 4 : 0; i < n && used + 4 < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? " | " : "",
+                                 lines[i % 4]);
+}
+
+/* One statement (or a parameterless string of several); 0, or -1 with the error in err. */
+static int exec_ok(PGconn *conn, const char *sql, int n, const char *const *params, char *err,
+                   size_t errlen)
+{
+    PGresult *res = n ? PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0)
+                      : PQexec(conn, sql);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc < 0)
+        backup_pq_error(conn, res, err, errlen);
+    PQclear(res);
+    return rc;
+}
+
+static int detach_from_source(const struct config *cfg)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/restore-XXXXXX", cfg->run_dir);
+    if (!mkdtemp(dir)) {
+        log_error("restore: cannot create a private directory", "path", dir, "error",
+                  strerror(errno), NULL);
+        return -1;
+    }
+    char hba[4200];
+    snprintf(hba, sizeof hba, "%s/pg_hba.conf", dir);
+    FILE *f = fopen(hba, "w");
+    if (!f || fputs("local all all trust\n", f) == EOF || fclose(f) != 0) {
+        log_error("restore: cannot write the private pg_hba.conf", "path", hba, NULL);
+        return -1;
+    }
+    log_info("restore: recovering privately to cut the restored node loose from the source's "
+             "nodes", "data_dir", cfg->pgdata, NULL);
+    double t0 = mono_now();
+    if (pg_ctl(cfg, dir, true) < 0) {
+        log_error("restore: PostgreSQL did not start on the restored data directory; see its "
+                  "log", "log", dir, NULL);
+        return -1;
+    }
+    int rc = -1;
+    char err[512] = "";
+    PGconn *conn = connect_when_promoted(cfg, dir, err, sizeof err);
+    if (conn) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", cfg->pg_port);
+        const char *self[2] = {cfg->connect_host, port};
+        /* The superuser's entry in pg_dist_authinfo (Patroni writes it at an initdb bootstrap,
+         * not after a custom one) still holds the source's password: the nodes of the new
+         * cluster would refuse each other. Written as Patroni writes it. */
+        char *password = conninfo_quoted("password", cfg->superuser_password
+                                                         ? cfg->superuser_password : "");
+        char *cert = NULL, *key = NULL, *authinfo;
+        if (cfg->ssl_enabled && cfg->ssl_client_cert) {
+            char *cp = config_path(cfg, "tls/server.crt"), *kp = config_path(cfg, "tls/server.key");
+            cert = conninfo_quoted("sslcert", cp);
+            key = conninfo_quoted("sslkey", kp);
+            free(cp);
+            free(kp);
+            authinfo = xasprintf("%s %s %s", password, cert, key);
+        } else {
+            authinfo = xstrdup(password);
+        }
+        const char *auth[2] = {cfg->superuser_username, authinfo};
+        struct step {
+            const char *sql;
+            int n;
+            const char *const *params;
+        };
+        /* one transaction each; on the coordinator its own row names this member */
+        const struct step coordinator[] = {
+            {"BEGIN", 0, NULL},
+            {"DELETE FROM pg_catalog.pg_dist_node WHERE groupid <> 0", 0, NULL},
+            {"UPDATE pg_catalog.pg_dist_node SET nodename = $1, nodeport = $2::int "
+             "WHERE groupid = 0", 2, self},
+            {"DELETE FROM pg_catalog.pg_dist_poolinfo WHERE nodeid NOT IN "
+             "(SELECT nodeid FROM pg_catalog.pg_dist_node)", 0, NULL},
+            {"DELETE FROM pg_catalog.pg_dist_authinfo WHERE (nodeid > 0 AND nodeid NOT IN "
+             "(SELECT nodeid FROM pg_catalog.pg_dist_node)) OR (nodeid = 0 AND rolename = $1)",
+             1, auth},
+            {"INSERT INTO pg_catalog.pg_dist_authinfo VALUES (0, $1, $2)", 2, auth},
+            {"COMMIT", 0, NULL},
+            {NULL, 0, NULL}};
+        const struct step worker[] = {
+            {"BEGIN", 0, NULL},
+            {"DELETE FROM pg_catalog.pg_dist_node", 0, NULL},
+            {"DELETE FROM pg_catalog.pg_dist_poolinfo", 0, NULL},
+            {"DELETE FROM pg_catalog.pg_dist_authinfo WHERE nodeid > 0 OR rolename = $1", 1,
+             auth},
+            {"INSERT INTO pg_catalog.pg_dist_authinfo VALUES (0, $1, $2)", 2, auth},
+            {"COMMIT", 0, NULL},
+            {NULL, 0, NULL}};
+        rc = 0;
+        for (const struct step *st = cfg->citus_group == 0 ? coordinator : worker;
+             st->sql && rc == 0; st++)
+            rc = exec_ok(conn, st->sql, st->n, st->params, err, sizeof err);
+        explicit_bzero(password, strlen(password));
+        explicit_bzero(authinfo, strlen(authinfo));
+        free(password);
+        free(authinfo);
+        free(cert);
+        free(key);
+    }
+    PQfinish(conn);
+    int stopped = pg_ctl(cfg, dir, false);
+    char took[32];
+    snprintf(took, sizeof took, "%.1f", mono_now() - t0);
+    if (rc < 0) {
+        char log_file[4200], tail[2048];
+        snprintf(log_file, sizeof log_file, "%s/postgresql.log", dir);
+        log_tail(log_file, tail, sizeof tail);
+        log_error("restore: the restored node could not be cut loose from the source's nodes "
+                  "(pg_dist_node)", "data_dir", cfg->pgdata, "error", err[0] ? err : "-",
+                  "server_log", log_file, "server_log_tail", tail[0] ? tail : "-", NULL);
+        return -1;
+    }
+    if (stopped < 0) {
+        log_error("restore: PostgreSQL did not stop after the private recovery", "log", dir,
+                  NULL);
+        return -1;
+    }
+    log_info("restore: recovered and promoted; pg_dist_node names no node of the source",
+             "group", cfg->citus_group == 0 ? "coordinator" : "worker", "duration_s", took, NULL);
+    unlink(hba);
+    char log_file[4200];
+    snprintf(log_file, sizeof log_file, "%s/postgresql.log", dir);
+    unlink(log_file);
+    rmdir(dir);
+    return 0;
+}
+
 int restorepoint_bootstrap_command(const struct config *cfg, int argc, char *const *argv)
 {
     (void)argv;
@@ -687,6 +936,10 @@ int restorepoint_bootstrap_command(const struct config *cfg, int argc, char *con
         log_error("restore failed", "stanza", b->restore_stanza, "data_dir", cfg->pgdata,
                   "duration_s", took, "error", err, NULL);
         rc = 1;
+    } else if (cfg->citus_enabled) {
+        log_info("restore done", "stanza", b->restore_stanza, "data_dir", cfg->pgdata,
+                 "duration_s", took, NULL);
+        rc = detach_from_source(cfg) == 0 ? 0 : 1;
     } else {
         log_info("restore done; PostgreSQL recovers to the target and promotes", "stanza",
                  b->restore_stanza, "data_dir", cfg->pgdata, "duration_s", took, NULL);

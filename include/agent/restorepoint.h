@@ -53,4 +53,12 @@ bool restorepoint_wal_reached(const char *last_archived, const char *target);
 /* The newest entry of l (sorted by time) whose time is <= t, or NULL. */
 const struct catalog_entry *restorepoint_latest_at(const struct catalog_list *l, time_t t);
 
+/* On the coordinator's primary of a restored Citus cluster (RESTORE_FROM_CLUSTER): the
+ * worker rows restore-bootstrap left inactive under names that cannot resolve
+ * (citus_init.restored_nodes) are activated (citus_activate_node) once Patroni has pointed
+ * them at the new groups' leaders. Blocks until none is left (polled every second, at most
+ * RESTORE_REJOIN_WAIT_S). 0, or -1 after logging why. Nothing to do: 0 at once. */
+#define RESTORE_REJOIN_WAIT_S 1800
+int restorepoint_rejoin_workers(const struct config *cfg);
+
 #endif

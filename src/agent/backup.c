@@ -694,6 +694,9 @@ struct backup_duty {
 static int work(const struct config *cfg, enum work_kind kind, enum backup_type type)
 {
     if (kind == WORK_PREPARE) {
+        /* a restored coordinator: its workers first, so restore points span every group */
+        if (restorepoint_rejoin_workers(cfg) < 0)
+            return 1;
         bool first_full = false;
         int rc = backup_prepare(cfg, &first_full);
         return rc < 0 ? 1 : first_full ? WORK_FIRST_FULL : 0;

@@ -813,14 +813,23 @@ static int detach_from_source(const struct config *cfg)
         /* one transaction each; on the coordinator its own row names this member */
         const struct step coordinator[] = {
             {"BEGIN", 0, NULL},
-            {"DELETE FROM pg_catalog.pg_dist_node WHERE groupid <> 0", 0, NULL},
+            {"SET LOCAL citus.enable_ddl_propagation TO off", 0, NULL},
+            {"CREATE SCHEMA IF NOT EXISTS citus_init", 0, NULL},
+            {"CREATE TABLE IF NOT EXISTS citus_init.restored_nodes (nodeid integer PRIMARY KEY, "
+             "groupid integer NOT NULL, source_nodename text NOT NULL, source_nodeport integer "
+             "NOT NULL)", 0, NULL},
+            {"INSERT INTO citus_init.restored_nodes SELECT nodeid, groupid, nodename, nodeport "
+             "FROM pg_catalog.pg_dist_node WHERE groupid <> 0 ON CONFLICT (nodeid) DO NOTHING",
+             0, NULL},
+            /* inactive: no propagation, no 2PC recovery, no query reaches them; a name per
+             * row (nodename, nodeport is unique) that can never resolve (RFC 2606) */
+            {"UPDATE pg_catalog.pg_dist_node SET nodename = 'restored-node-' || nodeid || "
+             "'.invalid', isactive = false, metadatasynced = false WHERE groupid <> 0", 0, NULL},
             {"UPDATE pg_catalog.pg_dist_node SET nodename = $1, nodeport = $2::int "
              "WHERE groupid = 0", 2, self},
-            {"DELETE FROM pg_catalog.pg_dist_poolinfo WHERE nodeid NOT IN "
-             "(SELECT nodeid FROM pg_catalog.pg_dist_node)", 0, NULL},
-            {"DELETE FROM pg_catalog.pg_dist_authinfo WHERE (nodeid > 0 AND nodeid NOT IN "
-             "(SELECT nodeid FROM pg_catalog.pg_dist_node)) OR (nodeid = 0 AND rolename = $1)",
-             1, auth},
+            {"DELETE FROM pg_catalog.pg_dist_poolinfo", 0, NULL},
+            {"DELETE FROM pg_catalog.pg_dist_authinfo WHERE nodeid > 0 OR rolename = $1", 1,
+             auth},
             {"INSERT INTO pg_catalog.pg_dist_authinfo VALUES (0, $1, $2)", 2, auth},
             {"COMMIT", 0, NULL},
             {NULL, 0, NULL}};
@@ -862,7 +871,7 @@ static int detach_from_source(const struct config *cfg)
                   NULL);
         return -1;
     }
-    log_info("restore: recovered and promoted; pg_dist_node names no node of the source",
+    log_info("restore: recovered and promoted; pg_dist_node reaches no node of the source",
              "group", cfg->citus_group == 0 ? "coordinator" : "worker", "duration_s", took, NULL);
     unlink(hba);
     char log_file[4200];
@@ -945,5 +954,109 @@ int restorepoint_bootstrap_command(const struct config *cfg, int argc, char *con
                  b->restore_stanza, "data_dir", cfg->pgdata, "duration_s", took, NULL);
     }
     backup_pgbackrest_free(&res);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ rejoining the workers */
+
+#define REJOIN_PENDING_SQL                                                                     \
+    "SELECT n.nodeid::text, n.nodename, n.nodeport::text, n.groupid::text, "                    \
+    "n.nodename LIKE '%.invalid', EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node o "             \
+    "WHERE o.groupid = n.groupid AND o.nodeid <> n.nodeid AND o.isactive AND "                  \
+    "o.nodename NOT LIKE '%.invalid') FROM pg_catalog.pg_dist_node n "                         \
+    "JOIN citus_init.restored_nodes r USING (nodeid) ORDER BY n.groupid"
+
+int restorepoint_rejoin_workers(const struct config *cfg)
+{
+    if (!cfg->citus_enabled || cfg->citus_group != 0 || !cfg->backup.restore_from_cluster)
+        return 0;
+    char err[512] = "";
+    PGconn *conn = backup_connect_local(cfg, err, sizeof err);
+    if (!conn) {
+        log_error("restored workers: cannot connect", "error", err, NULL);
+        return -1;
+    }
+    PGresult *res = PQexec(conn, "SELECT to_regclass('citus_init.restored_nodes') IS NOT NULL");
+    bool have = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    double deadline = mono_now() + RESTORE_REJOIN_WAIT_S;
+    bool waiting_logged = false;
+    int rc = 0;
+    while (have) {
+        /* rows Patroni itself removed (a group's second row, say) are done too */
+        if (exec_ok(conn, "DELETE FROM citus_init.restored_nodes WHERE nodeid NOT IN "
+                          "(SELECT nodeid FROM pg_catalog.pg_dist_node)",
+                    0, NULL, err, sizeof err) < 0)
+            log_warn("restored workers: cannot tidy citus_init.restored_nodes", "error", err,
+                     NULL);
+        res = PQexec(conn, REJOIN_PENDING_SQL);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            backup_pq_error(conn, res, err, sizeof err);
+            PQclear(res);
+            log_error("restored workers: cannot read pg_dist_node", "error", err, NULL);
+            rc = -1;
+            break;
+        }
+        int rows = PQntuples(res), waiting = 0;
+        for (int i = 0; i < rows; i++) {
+            const char *nodeid = PQgetvalue(res, i, 0), *host = PQgetvalue(res, i, 1),
+                       *port = PQgetvalue(res, i, 2), *group = PQgetvalue(res, i, 3);
+            const char *done[1] = {nodeid};
+            if (strcmp(PQgetvalue(res, i, 4), "t") == 0) {
+                if (strcmp(PQgetvalue(res, i, 5), "t") != 0) {
+                    waiting++; /* Patroni has not pointed it at the new group's leader yet */
+                    continue;
+                }
+                /* Another row of its group is the new leader's: this one (a second row the
+                 * source held for the group) has no member here. */
+                if (exec_ok(conn, "BEGIN", 0, NULL, err, sizeof err) == 0 &&
+                    exec_ok(conn, "DELETE FROM pg_catalog.pg_dist_node WHERE nodeid = $1::int",
+                            1, done, err, sizeof err) == 0 &&
+                    exec_ok(conn, "DELETE FROM citus_init.restored_nodes WHERE nodeid = $1::int",
+                            1, done, err, sizeof err) == 0 &&
+                    exec_ok(conn, "COMMIT", 0, NULL, err, sizeof err) == 0)
+                    log_info("restored workers: a second row of a group, with no member in this "
+                             "cluster, removed", "group", group, "nodeid", nodeid, NULL);
+                else
+                    log_warn("restored workers: cannot remove a row with no member; will retry",
+                             "group", group, "nodeid", nodeid, "error", err, NULL);
+                PQclear(PQexec(conn, "ROLLBACK"));
+                continue;
+            }
+            const char *activate[2] = {host, port};
+            PGresult *a = PQexecParams(conn, "SELECT pg_catalog.citus_activate_node($1, $2::int)",
+                                       2, NULL, activate, NULL, NULL, 0);
+            bool ok = PQresultStatus(a) == PGRES_TUPLES_OK;
+            if (!ok)
+                backup_pq_error(conn, a, err, sizeof err);
+            PQclear(a);
+            if (ok && exec_ok(conn, "DELETE FROM citus_init.restored_nodes WHERE nodeid = $1::int",
+                              1, done, err, sizeof err) == 0)
+                log_info("restored worker group rejoined the cluster", "group", group, "node",
+                         host, NULL);
+            else
+                log_warn("restored worker group: activation failed; will retry", "group", group,
+                         "node", host, "error", err, NULL);
+        }
+        PQclear(res);
+        if (rows == 0)
+            break;
+        if (waiting && !waiting_logged) {
+            char n[16];
+            snprintf(n, sizeof n, "%d", waiting);
+            log_info("restored workers: waiting for Patroni to register the new groups' leaders",
+                     "groups_waiting", n, NULL);
+            waiting_logged = true;
+        }
+        if (mono_now() > deadline) {
+            log_error("restored workers: not every worker group rejoined in time; restore "
+                      "points wait until they have", "waited_s", "1800", NULL);
+            rc = -1;
+            break;
+        }
+        sleep(RESTORE_POINT_POLL_S);
+    }
+    PQfinish(conn);
     return rc;
 }

@@ -211,18 +211,6 @@ def test_replica_built_from_repository(source):
     assert "replica has been created using pgbackrest" in text, text[-3000:]
 
 
-# Restoring a Citus cluster does not come up yet. The restored nodes are cut loose from the
-# source (restore-bootstrap clears the workers from pg_dist_node, so nothing reaches the
-# source's nodes). But Patroni then adds the new worker leaders one group at a time, and
-# citus_add_node refuses each one while another group has placements and no node ("there is a
-# shard placement in node group 2 but there are no nodes in that group"). The fix is to keep
-# the rows, renamed to names that cannot resolve and inactive, and have the coordinator's
-# agent activate them once Patroni points them at the new leaders (issue #13).
-CITUS_RESTORE_WHY = ("restoring a Citus cluster: worker registration after the restore is not "
-                     "finished (see the comment above and issue #13)")
-
-
-@pytest.mark.skip(reason=CITUS_RESTORE_WHY)
 def test_restore_to_restore_point(request, source, history):
     h = history
     c = restored_cluster(request, "e2ersr", "127.0.43", h.r_name,
@@ -252,6 +240,16 @@ def test_restore_to_restore_point(request, source, history):
     assert [tuple(line.split("\t")) for line in res.stdout.splitlines()] == h.points
     nodes = [r[0] for r in execute(coord, "SELECT nodename FROM pg_dist_node")]
     assert all(".e2ersr-" in n for n in nodes), nodes
+    # the workers' rows were renamed and made inactive by restore-bootstrap (nothing reached
+    # the source), then activated by the agent once Patroni pointed them at the new leaders
+    assert execute(coord, "SELECT count(*) FROM pg_dist_node WHERE NOT isactive") == [(0,)]
+    for g in c.groups:
+        if g:
+            wait_log(c, c.group(0), "restored worker group rejoined the cluster", f"group={g}",
+                     timeout=60)
+    assert execute(coord, "SELECT count(*) FROM citus_init.restored_nodes") == [(0,)], (
+        execute(coord, "SELECT * FROM citus_init.restored_nodes"),
+        execute(coord, "SELECT nodeid, groupid, nodename, noderole, isactive FROM pg_dist_node"))
     # new writes and DDL
     execute(coord, "INSERT INTO acked_pairs VALUES (-1, -1), (-2, -1)")
     execute(coord, "ALTER TABLE acked_pairs ADD COLUMN note text")
@@ -268,7 +266,6 @@ def test_restore_to_restore_point(request, source, history):
     assert_pod_hygiene(c)
 
 
-@pytest.mark.skip(reason=CITUS_RESTORE_WHY)
 def test_restore_to_time_lands_on_latest_restore_point_before(request, source, history):
     h = history
     c = restored_cluster(request, "e2erst", "127.0.44", h.t_target)

@@ -2,6 +2,11 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,4 +134,14 @@ bool diag_contains(const struct diag *d, const char *fragment)
         if (strstr(d->items[i].message, fragment))
             return true;
     return false;
+}
+
+void assert_no_secret_in(const struct diag *d, const char *const *secrets, size_t n)
+{
+    for (size_t i = 0; i < d->count; i++)
+        for (size_t j = 0; j < n; j++)
+            if (strstr(d->items[i].message, secrets[j])) {
+                diag_print(d);
+                fail_msg("a diagnostic holds secret #%zu", j);
+            }
 }

@@ -39,5 +39,7 @@ bool diag_has(const struct diag *d, int severity, const char *msg);
 /* True when any message contains the fragment. */
 bool diag_contains(const struct diag *d, const char *fragment);
 void diag_print(const struct diag *d);
+/* Fails (cmocka) when any message of d contains one of the n strings (secrets). */
+void assert_no_secret_in(const struct diag *d, const char *const *secrets, size_t n);
 
 #endif

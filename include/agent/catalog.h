@@ -57,6 +57,10 @@ int catalog_read(const struct catalog_repo *repo, const char *cluster, const cha
 int catalog_list(const struct catalog_repo *repo, const char *cluster, struct catalog_list *out,
                  struct diag *d);
 void catalog_list_free(struct catalog_list *l);
+/* Remove the entry name of cluster: 0 (also when it was not there), or -1 with the reason
+ * in d. */
+int catalog_remove(const struct catalog_repo *repo, const char *cluster, const char *name,
+                   struct diag *d);
 
 /* --- pure helpers, exposed for unit tests --- */
 

@@ -44,6 +44,14 @@ int restorepoint_list_command(const struct config *cfg, int argc, char *const *a
  * PGDATA is touched). */
 int restorepoint_bootstrap_command(const struct config *cfg, int argc, char *const *argv);
 
+/* On the Citus coordinator, after pgBackRest's retention expired backups: removes, oldest
+ * first, every catalogue entry (and its citus_init.restore_points row) that no group can be
+ * restored to any more (some group has no backup that ended at or before the entry's
+ * position for it). Stops at the first entry that can still be restored, and at the first
+ * one it cannot judge (a stanza's info unreadable or without backups). Number of entries
+ * removed, or -1 after logging why (nothing else removed then). */
+int restorepoint_prune(const struct config *cfg);
+
 /* --- pure helpers, exposed for unit tests --- */
 
 /* Whether pg_stat_archiver's last_archived_wal (a segment name, possibly with a suffix such

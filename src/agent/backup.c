@@ -567,6 +567,10 @@ int backup_run(const struct config *cfg, enum backup_type type, struct backup_ou
                      cfg->backup.stanza, "label", o.label[0] ? o.label : "-", "error", err, NULL);
         PQfinish(conn);
     }
+    /* pgBackRest expired what retention no longer keeps (expire-auto): on the coordinator,
+     * the restore points that cannot be restored any more go too */
+    if (o.ok && cfg->citus_enabled && cfg->citus_group == 0)
+        restorepoint_prune(cfg);
     if (out)
         *out = o;
     return result;

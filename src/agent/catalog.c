@@ -5,11 +5,13 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fsprep.h"
 #include "input.h"
@@ -654,6 +656,44 @@ int catalog_read(const struct catalog_repo *repo, const char *cluster, const cha
         rc = -1;
     }
     free(path);
+    return rc;
+}
+
+int catalog_remove(const struct catalog_repo *repo, const char *cluster, const char *name,
+                   struct diag *d)
+{
+    if (!names_ok(cluster, name, d))
+        return -1;
+    if (repo->backup->repo == BACKUP_REPO_S3) {
+        char *prefix = s3_prefix(repo, cluster);
+        char *key = xasprintf("%s%s.json", prefix, name);
+        struct buffer answer = {0};
+        long status = 0;
+        int rc = s3_request(repo, "DELETE", key, NULL, NULL, &answer, &status, d);
+        if (rc == 0 && status != 404 && (status < 200 || status > 299)) {
+            s3_error(repo, "DELETE", key, status, &answer, d);
+            rc = -1;
+        }
+        free(answer.data);
+        free(key);
+        free(prefix);
+        return rc;
+    }
+    char *dir = posix_dir(repo, cluster);
+    char *path = xasprintf("%s/%s.json", dir, name);
+    int rc = 0;
+    if (unlink(path) < 0 && errno != ENOENT) {
+        diag_error(d, "catalogue: cannot remove %s: %s", path, strerror(errno));
+        rc = -1;
+    } else {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            (void)fsync(fd); /* the removal itself is durable; an fsync error changes nothing */
+            close(fd);
+        }
+    }
+    free(path);
+    free(dir);
     return rc;
 }
 

@@ -426,6 +426,155 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ pruning */
+
+static void log_diag_errors(const struct diag *d, const char *msg);
+
+struct stanza_info {
+    char group[16];
+    bool ok;               /* info read and it lists at least one backup */
+    struct pgbackrest_result r;
+};
+
+static struct stanza_info *info_for(const struct config *cfg, struct stanza_info **infos,
+                                    size_t *count, const char *group)
+{
+    for (size_t i = 0; i < *count; i++)
+        if (strcmp((*infos)[i].group, group) == 0)
+            return &(*infos)[i];
+    struct stanza_info *more = realloc(*infos, (*count + 1) * sizeof *more);
+    if (!more)
+        abort();
+    *infos = more;
+    struct stanza_info *in = &more[(*count)++];
+    memset(in, 0, sizeof *in);
+    snprintf(in->group, sizeof in->group, "%s", group);
+    char *stanza = xasprintf("%s-%s", cfg->cluster_name, group);
+    const char *args[] = {"--output=json", "info", NULL};
+    if (backup_pgbackrest(cfg, BACKUP_CONF_FILE, stanza, args, &in->r) == 0) {
+        in->ok = in->r.status == 0 && backup_info_count(in->r.out, in->r.out_len) > 0;
+        if (!in->ok) {
+            char err[512];
+            backup_pgbackrest_error(cfg, &in->r, err, sizeof err);
+            log_warn("restore points not pruned: the stanza's backups cannot be read", "stanza",
+                     stanza, "error", in->r.status == 0 ? "no backup" : err, NULL);
+        }
+    } else {
+        memset(&in->r, 0, sizeof in->r);
+    }
+    free(stanza);
+    return in;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* 1: some group of the entry has no backup before its position; 0: every group has one;
+ * -1: cannot tell (logged). */
+static int entry_expired(const struct config *cfg, const char *json,
+                         struct stanza_info **infos, size_t *count)
+{
+    cJSON *doc = cJSON_Parse(json);
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(doc, "groups"), *g;
+    int rc = cJSON_IsObject(groups) && groups->child ? 0 : -1;
+    cJSON_ArrayForEach(g, groups) {
+        unsigned long long lsn;
+        if (!all_digits(g->string) || !cJSON_IsString(g) ||
+            !backup_parse_lsn(g->valuestring, &lsn)) {
+            rc = -1;
+            break;
+        }
+        struct stanza_info *in = info_for(cfg, infos, count, g->string);
+        if (!in->ok) {
+            rc = -1;
+            break;
+        }
+        char label[64];
+        if (!backup_info_before(in->r.out, in->r.out_len, lsn, label, sizeof label))
+            rc = 1; /* and look at the other groups: one that cannot be judged wins */
+    }
+    cJSON_Delete(doc);
+    return rc;
+}
+
+int restorepoint_prune(const struct config *cfg)
+{
+    if (!cfg->citus_enabled || cfg->citus_group != 0 || cfg->backup.repo == BACKUP_REPO_NONE)
+        return 0;
+    struct catalog_repo repo = catalog_repo_of(cfg, false);
+    struct catalog_list l;
+    struct diag d;
+    diag_init(&d);
+    if (catalog_list(&repo, cfg->cluster_name, &l, &d) < 0) {
+        log_diag_errors(&d, "restore points not pruned: the catalogue cannot be listed");
+        diag_free(&d);
+        return -1;
+    }
+    struct stanza_info *infos = NULL;
+    size_t ninfos = 0, pruned = 0;
+    int rc = 0;
+    char err[512];
+    PGconn *conn = backup_connect_local(cfg, err, sizeof err);
+    if (!conn)
+        log_warn("restore points pruned from the catalogue only: cannot connect to the local "
+                 "PostgreSQL", "error", err, NULL);
+    const char *first = NULL, *last = NULL;
+    for (size_t i = 0; i < l.count && rc == 0; i++) {
+        char *json = NULL;
+        int found = catalog_read(&repo, cfg->cluster_name, l.items[i].name, &json, &d);
+        if (found == 1)
+            continue; /* removed meanwhile */
+        if (found < 0) {
+            rc = -1;
+            break;
+        }
+        int expired = entry_expired(cfg, json, &infos, &ninfos);
+        free(json);
+        if (expired <= 0)
+            break; /* restorable (so is every later one), or cannot tell: keep from here */
+        if (catalog_remove(&repo, cfg->cluster_name, l.items[i].name, &d) < 0) {
+            rc = -1;
+            break;
+        }
+        if (conn) {
+            const char *p1[] = {l.items[i].name};
+            PGresult *res = query(conn, "DELETE FROM citus_init.restore_points WHERE name = $1",
+                                  1, p1, PGRES_COMMAND_OK, err, sizeof err);
+            if (!res)
+                log_warn("restore point pruned from the catalogue but not from "
+                         "citus_init.restore_points", "name", l.items[i].name, "error", err,
+                         NULL);
+            PQclear(res);
+        }
+        if (!first)
+            first = l.items[i].name;
+        last = l.items[i].name;
+        pruned++;
+    }
+    if (rc < 0)
+        log_diag_errors(&d, "restore points not pruned: the catalogue cannot be changed");
+    if (pruned) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", pruned);
+        log_info("restore points pruned: retention expired the backups they need", "count", n,
+                 "oldest", first, "newest", last, NULL);
+    }
+    for (size_t i = 0; i < ninfos; i++)
+        backup_pgbackrest_free(&infos[i].r);
+    free(infos);
+    PQfinish(conn);
+    catalog_list_free(&l);
+    diag_free(&d);
+    return rc < 0 ? -1 : (int)pruned;
+}
+
 /* ------------------------------------------------------------------ commands */
 
 static bool backups_on(const struct config *cfg, const char *command)

@@ -119,8 +119,8 @@ class Server:
             chown_postgres(self.conf_dir / "ca.crt")
         self.write_conf("pgbackrest.conf", self.pgdata, self.port, repo)
 
-    def write_conf(self, name, pgdata, port, repo, stanza=None):
-        lines = ["[global]", *repo.conf_lines(self.backup_secrets), "start-fast=y",
+    def write_conf(self, name, pgdata, port, repo, stanza=None, extra=()):
+        lines = ["[global]", *repo.conf_lines(self.backup_secrets), *extra, "start-fast=y",
                  "log-level-console=warn", "log-level-stderr=off", "log-level-file=off",
                  f"lock-path={self.conf_dir / 'lock'}", "",
                  f"[{stanza or self.stanza}]", f"pg1-path={pgdata}", f"pg1-port={port}",
@@ -369,6 +369,55 @@ def test_restore_points_catalogue_and_restore_by_name_and_time(posix_server):
     srv.pg_ctl(srv.restored, "stop")
 
 
+@NEEDS_CITUS
+def test_restore_points_pruned_when_retention_expires_their_backups(posix_server):
+    """docs/backups.md, Catalogue: after a backup on the coordinator, the restore points no
+    group can be restored to any more (retention expired every backup before them) leave the
+    catalogue and citus_init.restore_points; the newer ones stay."""
+    srv = posix_server
+    srv.write_conf("pgbackrest.conf", srv.pgdata, srv.port, srv.repo,
+                   extra=["repo1-retention-full=1"])
+    catalogue = srv.repo.path / "citus-restore-points" / srv.cluster
+    rc, out, err = srv.citus_init("backup")
+    assert rc == 0, err
+    assert not log_lines(err, "restore points pruned: retention expired the backups they need")
+    old = []
+    for name in ("old-1", "old-2"):
+        rc, out, err = srv.citus_init("restore-point", name)
+        assert rc == 0, err
+        old.append(name)
+    assert {p.stem for p in catalogue.iterdir()} == set(old)
+
+    # a diff backup expires no full one: nothing is pruned
+    rc, out, err = srv.citus_init("backup", "--type", "diff")
+    assert rc == 0, err
+    assert not log_lines(err, "restore points pruned: retention expired the backups they need")
+    assert {p.stem for p in catalogue.iterdir()} == set(old)
+
+    # the second full backup expires the first (retention 1): both points need it
+    rc, out, err = srv.citus_init("backup")
+    assert rc == 0, err
+    pruned, = log_lines(err, "restore points pruned: retention expired the backups they need")
+    assert (field(pruned, "count"), field(pruned, "oldest"), field(pruned, "newest")) == \
+        ("2", "old-1", "old-2"), pruned
+    assert not catalogue.exists() or not any(catalogue.iterdir())
+    assert srv.sql("SELECT count(*) FROM citus_init.restore_points WHERE name LIKE 'old-%'") == "0"
+
+    rc, out, err = srv.citus_init("restore-point", "new-1")
+    assert rc == 0, err
+    rc, out, err = srv.citus_init("backup", "--type", "diff")
+    assert rc == 0, err
+    rc, out, err = srv.citus_init("restore-points")
+    assert rc == 0 and [line.split("\t")[0] for line in out.splitlines()] == ["new-1"], out + err
+
+    # and the kept point still restores
+    srv.write_conf("restore.conf", srv.restored, srv.restored_port, srv.repo)
+    rc, out, err = srv.citus_init("restore-bootstrap", user="postgres", RESTORE_TARGET="new-1",
+                                  PGDATA=str(srv.restored), RESTORE_FROM_CLUSTER=srv.cluster,
+                                  PG_PORT=str(srv.restored_port))
+    assert rc == 0, err
+
+
 def test_restore_without_citus_by_time_and_latest_and_restore_point_refused(posix_server):
     srv = posix_server
     off = {"CITUS_ENABLED": "false"}
@@ -469,6 +518,17 @@ def test_s3_catalogue_restore_point_listing_and_restore():
         assert rc == 0, err
         srv.start_restored()
         assert srv.sql("SELECT string_agg(x::text, ',') FROM t", port=srv.restored_port) == "1"
+
+        # retention 1 and a new full backup: every point of the first one is pruned from the
+        # bucket (S3 DELETE, signed like the other requests)
+        srv.write_conf("pgbackrest.conf", srv.pgdata, srv.port, srv.repo,
+                       extra=["repo1-retention-full=1"])
+        rc, out, err = srv.citus_init("backup")
+        assert rc == 0, err
+        pruned, = log_lines(err, "restore points pruned: retention expired the backups they need")
+        assert field(pruned, "count") == "4", pruned
+        assert not [k for k in s3srv.list_keys("bks3/citus-restore-points/")
+                    if k.endswith(".json")]
     finally:
         if srv:
             srv.stop()

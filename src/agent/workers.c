@@ -38,8 +38,18 @@
     "SELECT count(*)::text FROM pg_catalog.pg_dist_node WHERE groupid <> $1::int AND "         \
     "noderole = 'primary' AND isactive AND shouldhaveshards"
 #define GROUP_NODES_SQL                                                                        \
-    "SELECT nodename, nodeport::text, noderole::text FROM pg_catalog.pg_dist_node "            \
+    "SELECT nodename, nodeport::text, noderole::text, nodeid::text FROM pg_catalog.pg_dist_node " \
     "WHERE groupid = $1::int ORDER BY noderole = 'primary', nodeid"
+/* Patroni's transaction on the coordinator that holds a worker primary's row after that
+ * primary announced its shutdown (citus_update_node to '<host>-demoted', open until a new
+ * primary of the group comes, which for a removed group never happens; Patroni interpolates
+ * the parameters, so the statement names the node id). Ended so that Patroni's own error
+ * path rolls it back and reloads pg_dist_node. */
+#define END_HOLD_SQL                                                                           \
+    "SELECT pid::text, pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity " \
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND "                      \
+    "state LIKE 'idle in transaction%' AND ltrim(query) LIKE "                                 \
+    "'SELECT pg_catalog.citus_update_node(' || $1 || ', %-demoted%'"
 #define KNOWN_GROUPS_SQL                                                                       \
     "SELECT coalesce(string_agg(DISTINCT groupid::text, ','), '-') FROM pg_catalog.pg_dist_node " \
     "WHERE groupid <> 0"
@@ -357,6 +367,7 @@ struct node {
     char name[256];
     char port[16];
     char role[32];
+    char id[16];
 };
 
 /* The group's rows of pg_dist_node (secondaries first). count -1 with err on error. */
@@ -372,6 +383,7 @@ static int group_nodes(PGconn *conn, const char *group, struct node *out, int ma
         snprintf(out[i].name, sizeof out[i].name, "%s", PQgetvalue(res, i, 0));
         snprintf(out[i].port, sizeof out[i].port, "%s", PQgetvalue(res, i, 1));
         snprintf(out[i].role, sizeof out[i].role, "%s", PQgetvalue(res, i, 2));
+        snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(res, i, 3));
     }
     PQclear(res);
     return n;
@@ -507,11 +519,30 @@ out:
     return rc;
 }
 
-/* citus_remove_node, retried while the row is locked: a worker primary that shut down has
- * asked the coordinator's Patroni to hold its row until a new primary comes (DCS_TTL at
- * most); lock_timeout ends each try. The result, or NULL with err. */
-static PGresult *remove_node(PGconn *conn, const char *const *params, char *err, size_t errlen)
+/* citus_remove_node, after ending Patroni's hold of the row (END_HOLD_SQL), retried while
+ * the row is locked (lock_timeout ends each try). The result, or NULL with err. */
+static void end_patroni_hold(PGconn *conn, const struct node *node)
 {
+    char err[512];
+    const char *p[1] = {node->id};
+    PGresult *res = backup_query(conn, END_HOLD_SQL, 1, p, PGRES_TUPLES_OK, err, sizeof err);
+    if (!res) {
+        log_warn("cannot look for a transaction holding the node's row", "node", node->name,
+                 "error", err, NULL);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++)
+        log_info("ended Patroni's transaction that held the row of the group's stopped primary "
+                 "(it waits for a new primary, which a removed group never gets); Patroni rolls "
+                 "it back", "node", node->name, "nodeid", node->id, "pid", PQgetvalue(res, i, 0),
+                 NULL);
+    PQclear(res);
+}
+
+static PGresult *remove_node(PGconn *conn, const struct node *node, char *err, size_t errlen)
+{
+    const char *params[2] = {node->name, node->port};
+    end_patroni_hold(conn, node);
     for (int tries = 1;; tries++) {
         PGresult *res = PQexecParams(conn, "SELECT pg_catalog.citus_remove_node($1, $2::int)",
                                      2, NULL, params, NULL, NULL, 0);
@@ -523,8 +554,8 @@ static PGresult *remove_node(PGconn *conn, const char *const *params, char *err,
         PQclear(res);
         if (!locked || tries >= REMOVE_LOCK_TRIES)
             return NULL;
-        log_info("pg_dist_node row locked (Patroni holds a stopped primary's row until its "
-                 "timeout); trying again", "node", params[0], NULL);
+        log_info("pg_dist_node row locked; trying again", "node", node->name, NULL);
+        end_patroni_hold(conn, node);
     }
 }
 
@@ -558,8 +589,7 @@ int workers_remove_command(const struct config *cfg, int argc, char *const *argv
     } else {
         rc = 0;
         for (int i = 0; i < count && rc == 0; i++) {
-            const char *p[2] = {nodes[i].name, nodes[i].port};
-            PGresult *res = remove_node(conn, p, err, sizeof err);
+            PGresult *res = remove_node(conn, &nodes[i], err, sizeof err);
             if (!res) {
                 log_error("citus_remove_node failed", "group", group, "node", nodes[i].name,
                           "role", nodes[i].role, "error", err, NULL);

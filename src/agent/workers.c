@@ -50,6 +50,8 @@
     "WHERE datname = current_database() AND pid <> pg_backend_pid() AND "                      \
     "state LIKE 'idle in transaction%' AND ltrim(query) LIKE "                                 \
     "'SELECT pg_catalog.citus_update_node(' || $1 || ', %-demoted%'"
+#define ORPHANS_SQL                                                                            \
+    "SELECT count(*)::text FROM pg_catalog.pg_dist_cleanup WHERE node_group_id = $1::int"
 #define KNOWN_GROUPS_SQL                                                                       \
     "SELECT coalesce(string_agg(DISTINCT groupid::text, ','), '-') FROM pg_catalog.pg_dist_node " \
     "WHERE groupid <> 0"
@@ -140,7 +142,12 @@ static PGconn *coordinator_connect(const struct config *cfg, const char *command
 {
     char err[512] = "";
     bool tcp = cfg->coordinator_host && *cfg->coordinator_host;
-    if (!tcp && (!cfg->citus_enabled || cfg->citus_group != 0)) {
+    if (!tcp && !cfg->citus_enabled) {
+        log_error("refused: Citus is off (CITUS_ENABLED=false): there are no worker groups",
+                  "command", command, NULL);
+        return NULL;
+    }
+    if (!tcp && cfg->citus_group != 0) {
         log_error("refused: run on a member of the coordinator (CITUS_GROUP=0), or set "
                   "COORDINATOR_HOST to the coordinator's service", "command", command, NULL);
         return NULL;
@@ -428,6 +435,27 @@ static int set_should_have_shards(PGconn *conn, const struct node *nodes, int co
     return 0;
 }
 
+/* A move leaves its source's copy to be dropped later (pg_dist_cleanup, Citus' maintenance
+ * daemon). Dropped now, while the group still runs: a record that names a group whose pods
+ * are gone can never be done, and Citus refuses to move that shard again while it exists. */
+static void drop_orphans(PGconn *conn, const char *group)
+{
+    char err[512];
+    PGresult *res = backup_query(conn, "CALL pg_catalog.citus_cleanup_orphaned_resources()", 0,
+                                 NULL, PGRES_COMMAND_OK, err, sizeof err);
+    if (!res)
+        log_warn("the moved shards' old copies could not be dropped now; Citus' maintenance "
+                 "daemon tries again", "group", group, "error", err, NULL);
+    PQclear(res);
+    long left = scalar_count(conn, ORPHANS_SQL, group, err, sizeof err);
+    if (left > 0) {
+        char n[24];
+        snprintf(n, sizeof n, "%ld", left);
+        log_warn("old copies of moved shards are still on the group (pg_dist_cleanup); "
+                 "remove-group forgets them with the group", "group", group, "records", n, NULL);
+    }
+}
+
 #define MAX_GROUP_NODES 16
 #define REMOVE_LOCK_TRIES 12 /* x lock_timeout 10 s */
 
@@ -493,6 +521,7 @@ int workers_drain_command(const struct config *cfg, int argc, char *const *argv)
     }
     long left = moved == 0 ? scalar_count(conn, PLACEMENTS_SQL, group, err, sizeof err) : -1;
     if (moved == 0 && left == 0) {
+        drop_orphans(conn, group);
         log_info("group drained: no placement of a distributed table is left on it", "group",
                  group, "placements", "0", NULL);
         rc = 0;
@@ -601,8 +630,21 @@ int workers_remove_command(const struct config *cfg, int argc, char *const *argv
             }
             PQclear(res);
         }
-        if (rc == 0)
+        if (rc == 0) {
+            /* what Citus still meant to drop there went with the group's data */
+            const char *p[1] = {group};
+            PGresult *res = backup_query(conn, "DELETE FROM pg_catalog.pg_dist_cleanup WHERE "
+                                         "node_group_id = $1::int", 1, p, PGRES_COMMAND_OK, err,
+                                         sizeof err);
+            if (!res)
+                log_warn("pg_dist_cleanup records of the removed group could not be deleted",
+                         "group", group, "error", err, NULL);
+            else if (strcmp(PQcmdTuples(res), "0") != 0)
+                log_info("forgot the removed group's old shard copies (pg_dist_cleanup)", "group",
+                         group, "records", PQcmdTuples(res), NULL);
+            PQclear(res);
             log_info("group removed from the cluster's metadata", "group", group, NULL);
+        }
     }
     PQfinish(conn);
     return rc;

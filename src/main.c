@@ -2,6 +2,7 @@
  * and `check` (pid1/pod.c), the agent and the extensions Job (agent/, a module). Only the
  * commands decide exit statuses (docs/citus-init.md). */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ static const char usage[] =
     "       citus-init restore-point [NAME]  a cluster-wide restore point, on the coordinator's primary\n"
     "       citus-init restore-points [--cluster NAME]  the available restore points\n"
     "       citus-init restore-bootstrap     restore this group from RESTORE_FROM_CLUSTER (Patroni's bootstrap)\n"
+    "       citus-init rebalance [--wait]    spread the shards over the worker groups (Citus' rebalancer)\n"
+    "       citus-init drain-group GROUP     move every shard off a worker group\n"
+    "       citus-init remove-group GROUP    remove a drained worker group from pg_dist_node\n"
     "       citus-init --version | --help\n"
     "Exit status: the command's, 128+signal, 127 not found, 126 not executable,\n"
     "78 configuration problem, 70 internal failure, 64 usage error.\n"
@@ -67,20 +71,30 @@ static int cmd_agent(void)
     return agent_module_load(&agent) < 0 ? EXIT_INTERNAL : agent.main();
 }
 
-/* The backup commands: the pod's configuration (secret files included, read while still
- * root under `kubectl exec`), then RUN_AS_USER like the agent, then the module's command. */
-enum backup_command { CMD_BACKUP, CMD_RESTORE_POINT, CMD_RESTORE_POINTS, CMD_RESTORE_BOOTSTRAP };
+/* The one-shot commands of the agent module: the pod's configuration (secret files
+ * included, read while still root under `kubectl exec`), then RUN_AS_USER like the agent,
+ * then the module's command. The worker-group commands also run as a Job: with
+ * COORDINATOR_HOST set they read only the Job's configuration (as `extensions --wait`) and
+ * change no user. */
+enum agent_command { CMD_BACKUP, CMD_RESTORE_POINT, CMD_RESTORE_POINTS, CMD_RESTORE_BOOTSTRAP,
+                     CMD_REBALANCE, CMD_DRAIN_GROUP, CMD_REMOVE_GROUP, CMD_COUNT };
+static const char *const agent_commands[CMD_COUNT] = {
+    "backup", "restore-point", "restore-points", "restore-bootstrap", "rebalance",
+    "drain-group", "remove-group"};
 
-static int cmd_backup(enum backup_command which, int argc, char *const *argv)
+static int cmd_oneshot(enum agent_command which, int argc, char *const *argv)
 {
     struct agent_module agent;
     if (agent_module_load(&agent) < 0)
         return EXIT_INTERNAL;
-    agent_command_fn fns[] = {agent.backup, agent.restore_point, agent.restore_points,
-                              agent.restore_bootstrap};
+    agent_command_fn fns[CMD_COUNT] = {agent.backup, agent.restore_point, agent.restore_points,
+                                       agent.restore_bootstrap, agent.rebalance,
+                                       agent.drain_group, agent.remove_group};
+    const char *coordinator = getenv("COORDINATOR_HOST");
+    bool job = which >= CMD_REBALANCE && coordinator && *coordinator;
     struct config cfg;
-    int rc = pod_load(&cfg, CONFIG_POD, NULL);
-    if (rc == 0 && geteuid() == 0) {
+    int rc = pod_load(&cfg, job ? CONFIG_EXTENSIONS_JOB : CONFIG_POD, NULL);
+    if (rc == 0 && !job && geteuid() == 0) {
         struct run_user user = {0};
         struct diag d;
         diag_init(&d);
@@ -167,11 +181,9 @@ int main(int argc, char **argv)
         return cmd_agent();
     if (strcmp(cmd, "extensions") == 0 && argc == 3 && strcmp(argv[2], "--wait") == 0)
         return cmd_extensions();
-    static const char *const backup_commands[] = {"backup", "restore-point", "restore-points",
-                                                  "restore-bootstrap"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(cmd, backup_commands[i]) == 0)
-            return cmd_backup((enum backup_command)i, argc - 2, argv + 2);
+    for (int i = 0; i < CMD_COUNT; i++)
+        if (strcmp(cmd, agent_commands[i]) == 0)
+            return cmd_oneshot((enum agent_command)i, argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "supervise") == 0) {
         char *const *child = command_after_dashes(argc, argv, 2);
         if (child)

@@ -10,8 +10,8 @@
  * the agent needs no access to the secret volume.
  *
  * The code is citus-init-agent.so (libcurl, libpq, cJSON); the executable loads it only for
- * `agent`, `extensions --wait` and the backup commands (backup, restore-point, restore-points,
- * restore-bootstrap). */
+ * `agent`, `extensions --wait`, the backup commands (backup, restore-point, restore-points,
+ * restore-bootstrap) and the worker-group commands (rebalance, drain-group, remove-group). */
 #ifndef CITUS_INIT_AGENT_H
 #define CITUS_INIT_AGENT_H
 
@@ -27,7 +27,7 @@ int agent_main(void);
 /* Stdin's NUL-terminated NAME=value entries: the value of name, or NULL. Pure, for tests. */
 const char *agent_input_value(const char *input, size_t len, const char *name);
 
-/* A backup command (backup.h, restorepoint.h): the loaded configuration (the caller has
+/* A one-shot command (backup.h, restorepoint.h, workers.h): the loaded configuration (the caller has
  * dropped to RUN_AS_USER) and the arguments after the command's name. Exit status. */
 typedef int (*agent_command_fn)(const struct config *cfg, int argc, char *const *argv);
 
@@ -40,6 +40,9 @@ struct agent_module {
     agent_command_fn restore_point;     /* citus-init restore-point */
     agent_command_fn restore_points;    /* citus-init restore-points */
     agent_command_fn restore_bootstrap; /* citus-init restore-bootstrap */
+    agent_command_fn rebalance;         /* citus-init rebalance (workers.h) */
+    agent_command_fn drain_group;       /* citus-init drain-group */
+    agent_command_fn remove_group;      /* citus-init remove-group */
 };
 
 /* Load citus-init-agent.so (module.h). 0, or -1 after logging why. */

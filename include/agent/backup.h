@@ -104,6 +104,9 @@ int backup_is_primary(PGconn *conn, char *err, size_t errlen);
  * off in that transaction); restore_points too when asked. 0, or -1 with err. */
 int backup_ensure_tables(const struct config *cfg, PGconn *conn, bool restore_points,
                          char *err, size_t errlen);
+/* PQexecParams; the result when its status is want, else NULL with the error in err. */
+PGresult *backup_query(PGconn *conn, const char *sql, int n, const char *const *params,
+                       int want, char *err, size_t errlen);
 /* The error of a failed result or connection as one line (no trailing newline). */
 void backup_pq_error(PGconn *conn, PGresult *res, char *err, size_t errlen);
 

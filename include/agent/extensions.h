@@ -70,6 +70,12 @@ size_t extensions_edit_distance(const char *a, const char *b);
 size_t extensions_closest(const char *name, const char *const *candidates, size_t n,
                           const char **out, size_t k);
 
+/* libpq parameters that reach COORDINATOR_HOST as the Job does (host, and with SSL_ENABLED
+ * sslmode and sslrootcert, written into rootcert): appended to keys/vals from index n (room
+ * for 3 more); returns the new count. */
+int coordinator_conn_params(const struct config *cfg, const char **keys, const char **vals,
+                            int n, char *rootcert, size_t size);
+
 /* key='value' with libpq's conninfo quoting (backslash and single quote escaped), malloc'd. */
 char *conninfo_quoted(const char *key, const char *value);
 

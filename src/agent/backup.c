@@ -348,6 +348,17 @@ void backup_pq_error(PGconn *conn, PGresult *res, char *err, size_t errlen)
         err[--n] = '\0';
 }
 
+PGresult *backup_query(PGconn *conn, const char *sql, int n, const char *const *params,
+                        int want, char *err, size_t errlen)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == (ExecStatusType)want)
+        return res;
+    backup_pq_error(conn, res, err, errlen);
+    PQclear(res);
+    return NULL;
+}
+
 static void ignore_notice(void *arg, const char *message)
 {
     (void)arg;

@@ -762,6 +762,23 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
         start_attempt(r);
 }
 
+int coordinator_conn_params(const struct config *cfg, const char **keys, const char **vals,
+                            int n, char *rootcert, size_t size)
+{
+    keys[n] = "host";
+    vals[n++] = cfg->coordinator_host;
+    if (cfg->ssl_enabled) {
+        keys[n] = "sslmode";
+        vals[n++] = ssl_mode_name(cfg->ssl_mode);
+        if (cfg->ssl_mode == SSL_MODE_VERIFY_CA || cfg->ssl_mode == SSL_MODE_VERIFY_FULL) {
+            snprintf(rootcert, size, "%s/ca.crt", cfg->ssl_cert_dir);
+            keys[n] = "sslrootcert";
+            vals[n++] = rootcert;
+        }
+    }
+    return n;
+}
+
 static void start_attempt(struct ext_run *r)
 {
     const struct config *cfg = r->cfg;
@@ -771,18 +788,10 @@ static void start_attempt(struct ext_run *r)
     const char *keys[12], *vals[12];
     int n = 0;
 #define PARAM(k, v) (keys[n] = (k), vals[n] = (v), n++)
-    if (r->opts.target == EXT_TARGET_LOCAL_SOCKET) {
+    if (r->opts.target == EXT_TARGET_LOCAL_SOCKET)
         PARAM("host", LOCAL_SOCKET_DIR);
-    } else {
-        PARAM("host", cfg->coordinator_host);
-        if (cfg->ssl_enabled) {
-            PARAM("sslmode", ssl_mode_name(cfg->ssl_mode));
-            if (cfg->ssl_mode == SSL_MODE_VERIFY_CA || cfg->ssl_mode == SSL_MODE_VERIFY_FULL) {
-                snprintf(rootcert, sizeof rootcert, "%s/ca.crt", cfg->ssl_cert_dir);
-                PARAM("sslrootcert", rootcert);
-            }
-        }
-    }
+    else
+        n = coordinator_conn_params(cfg, keys, vals, n, rootcert, sizeof rootcert);
     PARAM("port", port);
     PARAM("user", cfg->superuser_username);
     /* Peer authentication on the socket ignores it; the server only asks when needed. */

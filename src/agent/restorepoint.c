@@ -116,17 +116,6 @@ static void parse_archiver(const char *text, struct group_wal *w)
     w->reached = restorepoint_wal_reached(w->last_archived, w->segment);
 }
 
-static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *params,
-                       ExecStatusType want, char *err, size_t errlen)
-{
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) == want)
-        return res;
-    backup_pq_error(conn, res, err, errlen);
-    PQclear(res);
-    return NULL;
-}
-
 static struct group_wal *group_of(struct groups *g, int group, const char *node)
 {
     for (size_t i = 0; i < g->count; i++)
@@ -138,14 +127,14 @@ static struct group_wal *group_of(struct groups *g, int group, const char *node)
 /* Every group's current WAL position (before the restore point): fills g. 0, or -1. */
 static int positions(PGconn *conn, struct groups *g, char *err, size_t errlen)
 {
-    PGresult *res = query(conn, "SELECT pg_current_wal_lsn()::text", 0, NULL, PGRES_TUPLES_OK,
+    PGresult *res = backup_query(conn, "SELECT pg_current_wal_lsn()::text", 0, NULL, PGRES_TUPLES_OK,
                           err, errlen);
     if (!res)
         return -1;
     snprintf(groups_add(g, 0, "local")->before, sizeof g->items[0].before, "%s",
              PQgetvalue(res, 0, 0));
     PQclear(res);
-    res = query(conn, ON_WORKERS("SELECT pg_current_wal_lsn()::text"), 0, NULL,
+    res = backup_query(conn, ON_WORKERS("SELECT pg_current_wal_lsn()::text"), 0, NULL,
                 PGRES_TUPLES_OK, err, errlen);
     if (!res)
         return -1;
@@ -167,7 +156,7 @@ static int positions(PGconn *conn, struct groups *g, char *err, size_t errlen)
 /* Switch WAL on every group; fills the segments of g. 0, or -1 with err. */
 static int switch_all(PGconn *conn, struct groups *g, char *err, size_t errlen)
 {
-    PGresult *res = query(conn, SWITCH_SQL, 0, NULL, PGRES_TUPLES_OK, err, errlen);
+    PGresult *res = backup_query(conn, SWITCH_SQL, 0, NULL, PGRES_TUPLES_OK, err, errlen);
     if (!res)
         return -1;
     bool ok = PQntuples(res) == 1 && parse_switch(PQgetvalue(res, 0, 0), group_of(g, 0, "local"));
@@ -176,7 +165,7 @@ static int switch_all(PGconn *conn, struct groups *g, char *err, size_t errlen)
         snprintf(err, errlen, "pg_switch_wal on the coordinator gave no segment name");
         return -1;
     }
-    res = query(conn, ON_WORKERS(SWITCH_SQL), 0, NULL, PGRES_TUPLES_OK, err, errlen);
+    res = backup_query(conn, ON_WORKERS(SWITCH_SQL), 0, NULL, PGRES_TUPLES_OK, err, errlen);
     if (!res)
         return -1;
     int rc = 0;
@@ -196,7 +185,7 @@ static int switch_all(PGconn *conn, struct groups *g, char *err, size_t errlen)
  * on a query error. */
 static bool all_archived(PGconn *conn, struct groups *g, int *rc, char *err, size_t errlen)
 {
-    PGresult *res = query(conn, ARCHIVER_SQL, 0, NULL, PGRES_TUPLES_OK, err, errlen);
+    PGresult *res = backup_query(conn, ARCHIVER_SQL, 0, NULL, PGRES_TUPLES_OK, err, errlen);
     if (!res) {
         *rc = -1;
         return false;
@@ -204,7 +193,7 @@ static bool all_archived(PGconn *conn, struct groups *g, int *rc, char *err, siz
     if (PQntuples(res) == 1)
         parse_archiver(PQgetvalue(res, 0, 0), group_of(g, 0, "local"));
     PQclear(res);
-    res = query(conn, ON_WORKERS(ARCHIVER_SQL), 0, NULL, PGRES_TUPLES_OK, err, errlen);
+    res = backup_query(conn, ON_WORKERS(ARCHIVER_SQL), 0, NULL, PGRES_TUPLES_OK, err, errlen);
     if (!res) {
         *rc = -1;
         return false;
@@ -261,7 +250,7 @@ static char *document(const char *name, time_t created, const char *lsn, double 
 static bool name_taken(PGconn *conn, const char *name, char *err, size_t errlen, int *rc)
 {
     const char *p[] = {name};
-    PGresult *res = query(conn, "SELECT 1 FROM citus_init.restore_points WHERE name = $1", 1, p,
+    PGresult *res = backup_query(conn, "SELECT 1 FROM citus_init.restore_points WHERE name = $1", 1, p,
                           PGRES_TUPLES_OK, err, errlen);
     if (!res) {
         *rc = -1;
@@ -336,7 +325,7 @@ int restorepoint_create(const struct config *cfg, const char *given,
     }
     const char *p1[] = {name};
     double t0 = mono_now();
-    PGresult *res = query(conn, "SELECT citus_create_restore_point($1)::text", 1, p1,
+    PGresult *res = backup_query(conn, "SELECT citus_create_restore_point($1)::text", 1, p1,
                           PGRES_TUPLES_OK, err, sizeof err);
     double pause_ms = (mono_now() - t0) * 1000.0;
     if (!res) {
@@ -350,7 +339,7 @@ int restorepoint_create(const struct config *cfg, const char *given,
     snprintf(pause, sizeof pause, "%.1f", pause_ms);
     snprintf(created_s, sizeof created_s, "%lld", (long long)created);
     const char *p2[] = {name, created_s, lsn, pause};
-    res = query(conn,
+    res = backup_query(conn,
                 "INSERT INTO citus_init.restore_points (name, created_at, lsn, pause_ms) "
                 "VALUES ($1, to_timestamp($2), $3, $4)",
                 4, p2, PGRES_COMMAND_OK, err, sizeof err);
@@ -407,7 +396,7 @@ int restorepoint_create(const struct config *cfg, const char *given,
         goto out;
     }
     diag_free(&d);
-    res = query(conn, "UPDATE citus_init.restore_points SET archived_at = now() WHERE name = $1",
+    res = backup_query(conn, "UPDATE citus_init.restore_points SET archived_at = now() WHERE name = $1",
                 1, p1, PGRES_COMMAND_OK, err, sizeof err);
     PQclear(res);
     char after[32];

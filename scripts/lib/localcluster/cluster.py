@@ -29,6 +29,7 @@ with libpq's hostaddr, so verify-full checks exactly what it checks in Kubernete
 Everything started is recorded in run/<cluster>/state.json (PID and start time, so a reused
 PID is never signalled) and stopped by PID.
 """
+import dataclasses
 import http.client
 import json
 import os
@@ -83,6 +84,20 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def rewrite_in_place(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write the file's own inode (running pods bind-mounted it: a rename would leave them the
+    old one). Callers keep the old text a prefix of the new one where they can, so a reader
+    never sees a line that is neither."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        data = text.encode()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def share_with_postgres(directory: Path) -> None:
@@ -460,7 +475,8 @@ class Etcd:
 
 class Cluster:
     def __init__(self, spec: ClusterSpec):
-        self.spec = spec
+        # its own copy: `workers N` changes the groups of this cluster, not of the caller's spec
+        self.spec = dataclasses.replace(spec, groups=dict(spec.groups))
         self.dir = Path(spec.run_root) / spec.name
         self.secrets_dir = self.dir / "secrets"
         self.certs_dir = self.dir / "certs"
@@ -473,14 +489,20 @@ class Cluster:
         self.s3 = (s3.S3Server(Path(spec.run_root) / "s3", spec.s3_ip) if spec.backup else None)
         self.new_cipher_pass = False  # prepare() generated this cluster's passphrase just now
         self.pods = {}
-        for group, count in sorted(spec.groups.items()):
-            for index in range(count):
-                pod = Pod(self, group, index)
-                self.pods[pod.name] = pod
+        self._make_pods()
         # the scheme tried first: citus-init serves the REST API over https by default when TLS
         # is on; api_get falls back to the other one (RESTAPI_TLS=false, the bench's anchor)
         self._api_scheme = "https" if spec.ssl and spec.command is None else "http"
         self.load_state()
+
+    def _make_pods(self) -> None:
+        """A Pod for every member of spec.groups (the ones there are kept)."""
+        pods = {}
+        for group, count in sorted(self.spec.groups.items()):
+            for index in range(count):
+                name = f"{self.spec.name}-{group}-{index}"
+                pods[name] = self.pods.get(name) or Pod(self, group, index)
+        self.pods = pods
 
     @property
     def etcd_host(self) -> str:
@@ -497,6 +519,7 @@ class Cluster:
     def save_state(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         state = {"etcd": self.etcd.proc,
+                 "groups": {str(g): n for g, n in sorted(self.spec.groups.items())},
                  "pods": {n: {"launcher": p.launcher, "pid1": p.pid1, "log_offset": p.log_offset}
                           for n, p in self.pods.items() if p.launcher}}
         atomic_write(self.state_file, json.dumps(state, indent=1) + "\n", 0o600)
@@ -508,6 +531,10 @@ class Cluster:
             return
         if state.get("etcd"):
             self.etcd.proc = tuple(state["etcd"])
+        groups = {int(g): n for g, n in state.get("groups", {}).items()}
+        if groups and groups != self.spec.groups:  # `workers N` changed the shape
+            self.spec.groups = groups
+            self._make_pods()
         for name, st in state.get("pods", {}).items():
             pod = self.pods.get(name)
             if pod is None:
@@ -552,8 +579,6 @@ class Cluster:
             self.make_certs(self.certs_dir)
         self.config_dir.mkdir(exist_ok=True)
         atomic_write(self.config_dir / "extensions", self.spec.extensions)
-        lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
-        lines += [f"{p.ip} {p.dns_name} {p.name}" for p in self.pods.values()]
         if self.s3 is not None:
             self.s3.prepare()
             self.new_cipher_pass = self.s3.prepare_keys(self.spec.name)
@@ -562,18 +587,40 @@ class Cluster:
                 raise ClusterError(f"no backup secrets of {self.spec.restore_from!r} in "
                                    f"{self.s3.keys_dir(self.spec.restore_from)}: nothing to "
                                    "restore from")
-            lines += self.s3.hosts_lines()
-        atomic_write(self.hosts_file, "\n".join(lines) + "\n")
+        self.write_hosts()
 
-    def make_certs(self, out: Path) -> None:
+    def write_hosts(self) -> None:
+        """The pods' /etc/hosts (the cluster DNS): the pods last, by group, so adding or
+        removing the highest groups changes only the file's end; written in place because
+        running pods have it bind-mounted."""
+        lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+        if self.s3 is not None:
+            lines += self.s3.hosts_lines()
+        lines += [f"{p.ip} {p.dns_name} {p.name}" for p in self.pods.values()]
+        rewrite_in_place(self.hosts_file, "\n".join(lines) + "\n")
+
+    def make_certs(self, out: Path, reuse_ca: bool = False) -> None:
         """The cluster's certificates in out, as the chart's TLS secret holds them: ca.crt,
-        server.crt, server.key, root-owned 0644 (citus-init copies the key for postgres)."""
+        server.crt, server.key, root-owned 0644 (citus-init copies the key for postgres).
+        reuse_ca: a new server certificate for today's groups signed by the cluster's CA (a
+        new worker group's names), each file replaced by a rename."""
         work = self.dir / "certs-work"
-        tls.generate(work, self.spec.name, self.spec.namespace, max(self.groups), [])
+        tls.generate(work, self.spec.name, self.spec.namespace, max(self.groups), [],
+                     reuse_ca=reuse_ca)
         out.mkdir(parents=True, exist_ok=True)
         for f in tls.FILES:
-            shutil.copyfile(work / f, out / f)
-            os.chmod(out / f, 0o644)
+            tmp = out / f".{f}.tmp"
+            shutil.copyfile(work / f, tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out / f)
+        atomic_write(self.dir / "certs-groups", f"{max(self.groups)}\n", 0o600)
+
+    def certs_cover(self) -> int:
+        """The highest group the certificates name (what make_certs was last asked)."""
+        try:
+            return int((self.dir / "certs-groups").read_text())
+        except (FileNotFoundError, ValueError):
+            return 2  # older clusters: the default shape's
 
     def secret(self, key: str) -> str:
         return (self.secrets_dir / key).read_text().rstrip("\n")
@@ -624,6 +671,41 @@ class Cluster:
         if any(p.running() for p in self.pods.values()) or self.etcd.running():
             raise ClusterError(f"{self.spec.name} still runs: stop it first")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- worker groups (scripts/demo workers N) -----------------------------------------------
+    def add_worker_groups(self, groups: list, members: int) -> None:
+        """Start the pods of new worker groups, as the chart's new StatefulSets would: their
+        names in the cluster DNS (/etc/hosts) and, when the certificates do not name them yet,
+        a new server certificate from the cluster's CA."""
+        for g in groups:
+            self.spec.groups[g] = members
+        self._make_pods()
+        if max(self.groups) > self.certs_cover():
+            self.make_certs(self.certs_dir, reuse_ca=True)
+        self.prepare()
+        launched = [p for p in self.pods.values() if p.group in groups and p.launch()]
+        for pod in launched:
+            pod.await_pid1()
+        self.save_state()
+
+    def delete_worker_group(self, group: int) -> None:
+        """Stop the group's pods (SIGTERM, by PID), delete their data and the group's keys in
+        the DCS (what deleting the StatefulSet, its volumes and its Endpoints does); the logs
+        stay."""
+        pods = self.group(group)
+        for pod in pods:
+            pod.signal(signal.SIGTERM)
+        for pod in pods:
+            pod.stop()
+        for pod in pods:
+            shutil.rmtree(pod.dir, ignore_errors=True)
+        scope = (f"{self.spec.name}/{group}" if self.spec.citus_enabled()
+                 else f"{self.spec.name}-{group}")
+        readiness.etcd_delete_prefix(self.etcd.client_url, f"{readiness.DCS_NAMESPACE}/{scope}/")
+        del self.spec.groups[group]
+        self._make_pods()
+        self.write_hosts()
+        self.save_state()
 
     def run_tool(self, args: list, group: int = 0, timeout: float = 120) -> subprocess.CompletedProcess:
         """Like `kubectl run` of a one-off pod with a member's environment and secrets (a

@@ -9,6 +9,12 @@
                                        a cluster restored to TARGET (a restore point name, an
                                        RFC 3339 UTC time or latest): beside this one as NAME,
                                        or in place of this one (its data is deleted first)
+    scripts/demo workers N [--no-rebalance]
+                                       set the number of worker groups (Citus): new groups
+                                       start and take their share of the shards (citus-init
+                                       rebalance --wait); removed groups (the highest) are
+                                       drained first, then stopped, deleted and removed from
+                                       pg_dist_node; a refused drain changes nothing
     scripts/demo down [--purge]        stop everything started; --purge also deletes the data
                                        and the cluster's backups
     scripts/demo --cluster NAME CMD    any of these for the cluster NAME (default citusdemo)
@@ -370,6 +376,90 @@ def cmd_backup(cluster: Cluster, args: list) -> int:
     return 0
 
 
+def coordinator_command(cluster: Cluster, args: list, timeout: float = 3600) -> tuple:
+    """citus-init ARGS in the coordinator's primary (the worker-group commands need it):
+    (exit status, its stderr lines, which carry the log)."""
+    leader = cluster.writable_leader(0)
+    if leader is None:
+        raise ClusterError("no writable coordinator primary (group 0); see scripts/demo status")
+    rc, out, errs = in_pod(leader, args, timeout)
+    return rc, [line for line in (errs + "\n" + out).splitlines() if line.strip()]
+
+
+def reason(lines: list) -> str:
+    """The lines that say why a command failed (its error lines, else its last line)."""
+    errors = [line for line in lines if "level=error" in line or line.startswith("error:")]
+    return " | ".join(errors[-3:] or lines[-1:] or ["no output"])
+
+
+def set_workers(cluster: Cluster, count: int, rebalance: bool = True, tell=say) -> None:
+    """The cluster's worker groups become 1..count (docs/operations.md). Raises ClusterError
+    with the reason; a refused or failed drain leaves every group running."""
+    if not cluster.spec.citus_enabled():
+        raise ClusterError("workers: worker groups are a Citus notion; this cluster runs "
+                           "without Citus (each group is its own Patroni cluster)")
+    if count < 1:
+        raise ClusterError(f"workers: N={count}: expected 1 or more worker groups")
+    if not any(p.running() for p in cluster.group(0)):
+        raise ClusterError(f"{cluster.spec.name} is not running: scripts/demo"
+                           f"{cluster_flag(cluster)} up first")
+    current = [g for g in cluster.groups if g > 0]
+    if count == len(current):
+        tell(f"{len(current)} worker groups already: nothing to change")
+        return
+    if count > len(current):
+        first = max(current, default=0) + 1
+        new = list(range(first, first + count - len(current)))
+        members = cluster.spec.groups[current[-1]] if current else 2
+        tell(f"adding worker groups {', '.join(map(str, new))} ({members} members each)")
+        cluster.add_worker_groups(new, members)
+        if cluster.dir.joinpath(SPEC_FILE).exists():
+            record(cluster)
+        wait_ready_or_failed(cluster, 300)
+        tell("  registered in pg_dist_node by Patroni")
+        if not rebalance:
+            tell("  no rebalance (--no-rebalance): new shards only; run citus-init rebalance "
+                 "--wait on the coordinator's primary later")
+            return
+        rc, lines = coordinator_command(cluster, ["rebalance", "--wait"])
+        for line in lines:
+            if "rebalance" in line or "nothing to move" in line:
+                tell(f"  {line}")
+        if rc != 0:
+            raise ClusterError(f"rebalance failed (exit {rc}): {reason(lines)}")
+        return
+    remove = sorted(current, reverse=True)[:len(current) - count]
+    for g in remove:
+        tell(f"draining worker group {g}")
+        rc, lines = coordinator_command(cluster, ["drain-group", str(g)])
+        for line in lines:
+            if "progress" in line or "drained" in line:
+                tell(f"  {line}")
+        if rc != 0:
+            raise ClusterError(f"drain-group {g} failed (exit {rc}); every group keeps "
+                               f"running: {reason(lines)}")
+    for g in remove:
+        tell(f"stopping and deleting worker group {g} (pods, data, DCS keys)")
+        cluster.delete_worker_group(g)
+        if cluster.dir.joinpath(SPEC_FILE).exists():
+            record(cluster)
+        rc, lines = coordinator_command(cluster, ["remove-group", str(g)], timeout=300)
+        if rc != 0:
+            raise ClusterError(f"remove-group {g} failed (exit {rc}): {reason(lines)}")
+        tell(f"  group {g} removed from pg_dist_node")
+
+
+def cmd_workers(cluster: Cluster, args: list) -> int:
+    rebalance = "--no-rebalance" not in args
+    rest = [a for a in args if a != "--no-rebalance"]
+    if len(rest) != 1 or not rest[0].isdigit():
+        err("workers: expected N, the number of worker groups (1 or more), and optionally "
+            "--no-rebalance")
+        return 2
+    set_workers(cluster, int(rest[0]), rebalance)
+    return 0
+
+
 def restore_points(cluster: Cluster, source: str) -> list:
     """[(name, time)] of the source's catalogue, read in a member of cluster (a one-off pod
     when none runs)."""
@@ -475,7 +565,8 @@ def main(argv: list) -> int:
         if cmd == "status" and not args:
             return cmd_status(cluster, why)
         commands = {"psql": cmd_psql, "down": cmd_down, "backup": cmd_backup,
-                    "restore-points": cmd_restore_points, "restore": cmd_restore}
+                    "restore-points": cmd_restore_points, "restore": cmd_restore,
+                    "workers": cmd_workers}
         if cmd in commands:
             return commands[cmd](cluster, args)
     except (ClusterError, s3.S3Error) as e:

@@ -49,6 +49,16 @@ def etcd_prefix(client_url: str, prefix: str, timeout: float = 2.0) -> dict:
             for kv in kvs}
 
 
+def etcd_delete_prefix(client_url: str, prefix: str, timeout: float = 5.0) -> int:
+    """Delete every key below prefix (etcd's v3 JSON gateway); how many were deleted."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    body = json.dumps({"key": _b64(prefix), "range_end": _b64(end)}).encode()
+    req = urllib.request.Request(f"{client_url}/v3/kv/deleterange", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return int(json.load(resp).get("deleted", 0))
+
+
 def dcs_groups(keys: dict, scope: str, citus: bool) -> dict:
     """{group: {"leader": name or None, "members": {name: member data}}} from Patroni's keys.
     With Citus all groups share the scope (<ns>/<scope>/<group>/...); without, each group is

@@ -22,9 +22,10 @@ def _run(cmd, **kw):
     return res.stdout
 
 
-def generate(out: Path, cluster: str, namespace: str, worker_groups: int, sans: list) -> None:
+def generate(out: Path, cluster: str, namespace: str, worker_groups: int, sans: list,
+             reuse_ca: bool = False) -> None:
     """ca.crt, server.crt, server.key for the cluster in out (created, 0700); the script
-    covers every group's headless domain, sans are added."""
+    covers every group's headless domain, sans are added. reuse_ca: signed by out's CA."""
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
     script = paths.ROOT / "scripts" / "generate-ssl-certs.sh"
@@ -34,6 +35,8 @@ def generate(out: Path, cluster: str, namespace: str, worker_groups: int, sans: 
            "--groups", str(worker_groups), "--force"]
     for san in sans:
         cmd += ["--extra-san", san]
+    if reuse_ca:
+        cmd.append("--reuse-ca")
     _run(cmd)
     missing = [f for f in FILES if not (out / f).is_file()]
     if missing:

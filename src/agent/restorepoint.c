@@ -534,8 +534,8 @@ int restorepoint_prune(const struct config *cfg)
         }
         if (conn) {
             const char *p1[] = {l.items[i].name};
-            PGresult *res = query(conn, "DELETE FROM citus_init.restore_points WHERE name = $1",
-                                  1, p1, PGRES_COMMAND_OK, err, sizeof err);
+            PGresult *res = backup_query(conn, "DELETE FROM citus_init.restore_points WHERE "
+                                         "name = $1", 1, p1, PGRES_COMMAND_OK, err, sizeof err);
             if (!res)
                 log_warn("restore point pruned from the catalogue but not from "
                          "citus_init.restore_points", "name", l.items[i].name, "error", err,

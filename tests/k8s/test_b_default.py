@@ -207,6 +207,13 @@ def _start_ids(kube):
 
 def test_failover_of_coordinator_leader(kube, release):
     old, _ = kube.wait_leaders(NS, CLUSTER, [0], 120)[0]
+    # With Citus, Patroni's quorum synchronous mode promotes only a synchronous standby: wait
+    # for one (the test may run first, right after the install, while replicas still copy)
+    def synchronous_standby():
+        members = kube.patroni(old, "/cluster").get("members", [])
+        return [m["name"] for m in members if m.get("role") in ("sync_standby", "quorum_standby")
+                and m.get("state") == "streaming"]
+    wait_for("a synchronous standby of the coordinator", synchronous_standby, 300, 2)
     old_name, old_uid = old["metadata"]["name"], old["metadata"]["uid"]
     kube.api.delete(f"/api/v1/namespaces/{NS}/pods/{old_name}")
 

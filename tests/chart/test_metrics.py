@@ -251,6 +251,11 @@ def test_pod_monitor():
     assert targets == [dict(base, job="patroni"), dict(base, job="postgres-exporter"), dict(base, job="citus-init")]
 
 
+def test_pod_monitor_timeout_may_equal_the_interval():
+    r = render({"metrics": {"podMonitor": {"enabled": True, "interval": "1m30s", "scrapeTimeout": "90s"}}})
+    assert {e["scrapeTimeout"] for e in r.get("PodMonitor", "citusdemo")["spec"]["podMetricsEndpoints"]} == {"90s"}
+
+
 def test_pod_monitor_interval_and_labels():
     r = render({"metrics": {"podMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s",
                                            "labels": {"team": "db"}}}})
@@ -330,7 +335,14 @@ def test_dashboard_configmap_is_the_file():
     ({"metrics": {"exporter": {"port": 9188}}}, "metrics.exporter.port and metrics.agentPort are both 9188"),
     ({"metrics": {"enabled": False, "podMonitor": {"enabled": True}}},
      "metrics.podMonitor.enabled and metrics.prometheusRule.enabled need metrics.enabled"),
-], ids=["agent on 8008", "exporter on 5432", "same port", "monitor without metrics"])
+    ({"metrics": {"podMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "20s"}}},
+     "metrics.podMonitor.scrapeTimeout (20s) must be more than 0 and at most metrics.podMonitor.interval (15s)"),
+    ({"metrics": {"podMonitor": {"enabled": True, "interval": "1m", "scrapeTimeout": "1m500ms"}}},
+     "metrics.podMonitor.scrapeTimeout (1m500ms) must be more than 0 and at most metrics.podMonitor.interval (1m)"),
+    ({"metrics": {"podMonitor": {"enabled": True, "scrapeTimeout": "0s"}}},
+     "metrics.podMonitor.scrapeTimeout (0s) must be more than 0"),
+], ids=["agent on 8008", "exporter on 5432", "same port", "monitor without metrics", "timeout over interval",
+        "timeout over interval by 500ms", "timeout 0"])
 def test_template_rejects(values, expected):
     err = render_error(values)
     assert expected in err, err
@@ -348,3 +360,29 @@ def test_template_rejects(values, expected):
 def test_schema_rejects(values, path):
     err = render_error(values)
     assert path in err, err
+
+
+# ---------------------------------------------------------------- kubectl and NOTES
+
+def test_kubectl_defaults_to_the_database_container(default):
+    """`kubectl exec <pod> -- psql ...` and `kubectl logs <pod>` (README, NOTES) reach
+    postgres, not the exporter, without -c."""
+    for name in GROUPS:
+        ann = default.get("StatefulSet", name)["spec"]["template"]["metadata"]["annotations"]
+        assert ann["kubectl.kubernetes.io/default-container"] == "postgres"
+    r = render({"podAnnotations": {"kubectl.kubernetes.io/default-container": "postgres", "a": "b"}})
+    assert r.get("StatefulSet", "citusdemo-0")["spec"]["template"]["metadata"]["annotations"] == {
+        "kubectl.kubernetes.io/default-container": "postgres", "a": "b"}
+
+
+def test_notes_name_the_metrics(notes_chart):
+    from conftest import render_notes
+    notes, _ = render_notes(notes_chart)
+    assert "postgres_exporter on port 9187" in notes and "port 9188" in notes
+    assert "--set metrics.podMonitor.enabled=true" in notes
+    notes, _ = render_notes(notes_chart, ALL_ON)
+    assert 'PodMonitor "citusdemo" scrapes them (labels {"release":"kube-prometheus-stack"})' in notes
+    assert 'PrometheusRule "citusdemo"' in notes and 'ConfigMap "citusdemo-dashboard"' in notes
+    assert "--set metrics.podMonitor.enabled=true" not in notes
+    notes, _ = render_notes(notes_chart, {"metrics": {"enabled": False}})
+    assert "postgres_exporter" not in notes

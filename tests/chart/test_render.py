@@ -776,7 +776,7 @@ def test_extras():
     assert env(sts)["LOG_FORMAT"] == "json"
     assert mounted_volume(sts, "/scratch") == {"name": "scratch", "emptyDir": {}}
     tmpl = sts["spec"]["template"]
-    assert tmpl["metadata"]["annotations"] == {"example.com/a": "1"}
+    assert tmpl["metadata"]["annotations"] == {"example.com/a": "1", "kubectl.kubernetes.io/default-container": "postgres"}
     assert tmpl["metadata"]["labels"]["team"] == "db"
     spec = tmpl["spec"]
     assert spec["priorityClassName"] == "high" and spec["imagePullSecrets"] == [{"name": "regcred"}]

@@ -7,6 +7,7 @@ citus-init whose agent serves metrics, the agent's endpoints answer and the expo
 The tests of this module run in order on one small release (one member per group)."""
 import os
 import re
+import signal
 import urllib.request
 from pathlib import Path
 
@@ -119,8 +120,8 @@ def test_monitors_accepted_as_rendered(kube, release):
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
-def exporter_uids(addr):
-    """Real, effective, saved and file-system uid of the exporter process listening on addr."""
+def exporter_process(addr):
+    """(pid, [real, effective, saved, file-system uid]) of the exporter listening on addr."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -129,7 +130,7 @@ def exporter_uids(addr):
             if Path(cmd[0].decode()).name == "prometheus-postgres-exporter" and \
                     f"--web.listen-address={addr}:9187".encode() in cmd:
                 status = (proc / "status").read_text()
-                return re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+                return int(proc.name), re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
         except (OSError, IndexError):
             continue
     return None
@@ -152,13 +153,31 @@ def test_pods_expose_the_metrics_ports(kube, release):
         st = {c["name"]: c for c in p["status"]["containerStatuses"]}
         assert st["exporter"]["restartCount"] == 0 and "running" in st["exporter"]["state"]
         addr = kube.addr(pod)
-        assert exporter_uids(addr) == ["65534"] * 4, "the exporter runs as nobody"
+        assert exporter_process(addr)[1] == ["65534"] * 4, "the exporter runs as nobody"
         status, text = get(f"http://{addr}:9187/metrics")
         assert status == 200 and "pg_up" in text and "pg_exporter_last_scrape_error" in text, text[-2000:]
     # every member is Ready: both containers' readiness
     wait_for("every pod Ready", lambda: all(
         any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
         for p in kube.pods(NS, f"cluster-name={CLUSTER},citus-group")), 120, 2)
+
+
+def test_exporter_restarts_alone(kube, release):
+    """A dead exporter is restarted by itself; the database container goes on."""
+    pod = kube.pods(NS, f"cluster-name={CLUSTER},citus-group=1")[0]
+    name, addr = pod["metadata"]["name"], kube.addr(pod)
+    pid, _ = exporter_process(addr)
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted():
+        st = {c["name"]: c for c in kube.pod(NS, name)["status"]["containerStatuses"]}
+        return st["exporter"]["restartCount"] == 1 and st["exporter"]["ready"] and st
+    st = wait_for(f"{name}: the exporter restarted and ready", restarted, 60, 1)
+    assert st["postgres"]["restartCount"] == 0 and "running" in st["postgres"]["state"]
+    assert st["exporter"]["lastState"]["terminated"]["exitCode"] != 0
+    assert exporter_process(addr)[0] != pid
+    assert get(f"http://{addr}:9187/metrics")[0] == 200
+    assert kube.patroni(pod)["state"] == "running"
 
 
 def test_agent_endpoints_and_exporter_login(kube, release):

@@ -706,7 +706,24 @@ pg_ident maps to the monitoring role (citus-init's MONITORING_OS_USER) over the 
 {{- if eq (int $m.exporter.port) (int $m.agentPort) -}}
 {{- fail (printf "metrics.exporter.port and metrics.agentPort are both %v: postgres_exporter and citus-init's agent need a port each" $m.agentPort) -}}
 {{- end -}}
+{{- if $m.podMonitor.enabled -}}
+{{- $interval := include "citus.durationMs" $m.podMonitor.interval | int -}}
+{{- $timeout := include "citus.durationMs" $m.podMonitor.scrapeTimeout | int -}}
+{{- if or (le $interval 0) (le $timeout 0) (gt $timeout $interval) -}}
+{{- fail (printf "metrics.podMonitor.scrapeTimeout (%s) must be more than 0 and at most metrics.podMonitor.interval (%s): Prometheus refuses a scrape whose timeout exceeds its interval" $m.podMonitor.scrapeTimeout $m.podMonitor.interval) -}}
+{{- end -}}
+{{- end -}}
 {{- if and (not $m.enabled) (or $m.podMonitor.enabled $m.prometheusRule.enabled) -}}
 {{- fail "metrics.podMonitor.enabled and metrics.prometheusRule.enabled need metrics.enabled: without it the pods have no metrics ports to scrape (and the alerts would see nothing)" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Milliseconds of a Prometheus duration as the schema allows it (`30s`, `1m30s`, `500ms`). */}}
+{{- define "citus.durationMs" -}}
+{{- $total := 0 -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 -}}
+{{- range regexFindAll "[0-9]+(ms|s|m|h)" . -1 -}}
+{{- $total = add $total (mul (regexFind "^[0-9]+" . | atoi) (get $units (regexReplaceAll "^[0-9]+" . ""))) -}}
+{{- end -}}
+{{- $total -}}
 {{- end -}}

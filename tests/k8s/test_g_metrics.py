@@ -136,6 +136,14 @@ def exporter_process(addr):
     return None
 
 
+def socket_in_shared_volume(kube, pod):
+    """PostgreSQL's socket file in the pod's `sockets` emptyDir (the kubelet stand-in's
+    directory of it), which both containers mount at /var/run/postgresql."""
+    m = pod["metadata"]
+    vol = kube.state / "kubelet" / "pods" / f"{m['namespace']}_{m['name']}_{m['uid'][:8]}" / "volumes" / "sockets"
+    return (vol / ".s.PGSQL.5432").is_socket()
+
+
 def test_pods_expose_the_metrics_ports(kube, release):
     kube.wait_leaders(NS, CLUSTER, GROUPS, 420)
     pods = kube.pods(NS, f"cluster-name={CLUSTER},citus-group")
@@ -156,6 +164,7 @@ def test_pods_expose_the_metrics_ports(kube, release):
         assert exporter_process(addr)[1] == ["65534"] * 4, "the exporter runs as nobody"
         status, text = get(f"http://{addr}:9187/metrics")
         assert status == 200 and "pg_up" in text and "pg_exporter_last_scrape_error" in text, text[-2000:]
+        assert socket_in_shared_volume(kube, pod), "PostgreSQL's socket is not in the shared sockets volume"
     # every member is Ready: both containers' readiness
     wait_for("every pod Ready", lambda: all(
         any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"])
@@ -178,6 +187,24 @@ def test_exporter_restarts_alone(kube, release):
     assert exporter_process(addr)[0] != pid
     assert get(f"http://{addr}:9187/metrics")[0] == 200
     assert kube.patroni(pod)["state"] == "running"
+
+
+def test_non_root_pod_shares_the_socket_too(kube, release):
+    """securityContext.runAsNonRoot: citus-init (uid 999) cannot chown the sockets emptyDir
+    and needs only to write to it; PostgreSQL's socket lands there and the exporter runs."""
+    ns, cluster = NS + "-nonroot", "citusnr"
+    kube.helm("install", "nonroot", str(CHART), "-n", ns, "--create-namespace", "--set", f"clusterName={cluster}",
+              "--set", "coordinator.replicas=1", "--set-json", "workers=[]",
+              "--set", "securityContext.runAsNonRoot=true", "--timeout", "10m")
+    try:
+        kube.wait_leaders(ns, cluster, [0], 420)
+        (pod,) = kube.pods(ns, f"cluster-name={cluster},citus-group")
+        wait_for("the socket in the shared volume", lambda: socket_in_shared_volume(kube, pod), 60, 1)
+        addr = kube.addr(pod)
+        assert exporter_process(addr)[1] == ["65534"] * 4
+        assert get(f"http://{addr}:9187/metrics")[0] == 200
+    finally:
+        kube.remove_release(ns, "nonroot")
 
 
 def test_agent_endpoints_and_exporter_login(kube, release):

@@ -106,6 +106,28 @@ ensure_versitygw() {
   export VERSITYGW
 }
 
+# The Prometheus Operator's CRDs (PodMonitor, PrometheusRule, ...) for tests/k8s, which checks
+# that the API server accepts the chart's monitors: the operator's own YAML files
+# (example/prometheus-operator-crd/ of its Go module), downloaded once from the Go module proxy
+# into the module cache under $CACHE, never into the repository. Sets
+# PROMETHEUS_OPERATOR_CRDS to that directory; fails (returns 1) saying why when it cannot.
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+ensure_prometheus_operator_crds() {
+  local module=github.com/prometheus-operator/prometheus-operator
+  local dir="$CACHE/go-mod/$module@$PROMETHEUS_OPERATOR_VERSION/example/prometheus-operator-crd"
+  if [ ! -f "$dir/monitoring.coreos.com_podmonitors.yaml" ]; then
+    command -v go >/dev/null || { say "go is not installed: it downloads the Prometheus Operator's CRDs"; return 1; }
+    say "downloading $module $PROMETHEUS_OPERATOR_VERSION (its CRDs) from the Go module proxy (once per machine)"
+    (cd "$CACHE" && GOFLAGS=-mod=mod GOCACHE="$CACHE/go-build" GOMODCACHE="$CACHE/go-mod" \
+      go mod download "$module@$PROMETHEUS_OPERATOR_VERSION") \
+      || { say "downloading $module@$PROMETHEUS_OPERATOR_VERSION failed"; return 1; }
+    [ -f "$dir/monitoring.coreos.com_podmonitors.yaml" ] \
+      || { say "$module@$PROMETHEUS_OPERATOR_VERSION has no $dir/monitoring.coreos.com_podmonitors.yaml"; return 1; }
+  fi
+  PROMETHEUS_OPERATOR_CRDS="$dir"
+  export PROMETHEUS_OPERATOR_CRDS
+}
+
 # kube-apiserver and kube-controller-manager (tests/k8s) built from the Go module proxy with
 # the pinned module in tests/k8s/tools (go.mod/go.sum), cached under $CACHE/bin by version.
 # The build is heavy: it runs niced, once per machine. Sets KUBE_APISERVER and KUBE_CM.

@@ -20,7 +20,8 @@ import dockerparse
 from conftest import DOCKERFILE
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUIRED_PINS = ("PATRONI_VERSION", "PSYCOPG2_VERSION", "IMAGE_PG_MAJOR", "CITUS_VERSION")
+REQUIRED_PINS = ("PATRONI_VERSION", "PSYCOPG2_VERSION", "IMAGE_PG_MAJOR", "CITUS_VERSION",
+                 "POSTGRES_EXPORTER_VERSION")
 
 # Packages the runtime stage may rely on without naming them, and why.
 BASE_PROVIDED = {
@@ -75,6 +76,33 @@ def test_tests_run_the_pinned_patroni(versions):
     assert out.split()[-1] == versions["PATRONI_VERSION"], out
 
 
+def test_runtime_installs_the_pinned_postgres_exporter(df, versions):
+    """The chart's `exporter` container runs the image's prometheus-postgres-exporter: the
+    version the chart's queries are tested with (tests/monitoring runs Debian's package on this
+    machine), pinned so that no newer build of another repository (the base's PGDG) wins."""
+    pin = versions["POSTGRES_EXPORTER_VERSION"]
+    pkgs = dockerparse.apt_installs(df.final)
+    assert f"prometheus-postgres-exporter={pin}*" in pkgs, pkgs
+    # the build proves the binary is that version; the chart calls it by this name
+    runs = [cmd for ins in df.final.all("RUN") for cmd in dockerparse.shell_commands(ins.args, df.final.args)]
+    assert any(cmd[:2] == ["prometheus-postgres-exporter", "--version"] for cmd in runs), runs
+    # the service the package would start during the build is refused, and the refusal removed
+    assert any(cmd[:2] == ["rm", "-f"] and "/usr/sbin/policy-rc.d" in cmd for cmd in runs), runs
+    chart = (ROOT / "helm/citus-cluster/templates/statefulset.yaml").read_text()
+    assert 'command: ["prometheus-postgres-exporter"]' in chart
+
+
+def test_tests_run_the_pinned_postgres_exporter(versions):
+    """The monitoring suite's exporter (Debian's package here) is the image's version."""
+    import shutil
+    exe = shutil.which("prometheus-postgres-exporter")
+    if exe is None:
+        pytest.skip("prometheus-postgres-exporter is not installed here (tests/monitoring installs it)")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    version = re.search(r"version (\S+)", out.stdout + out.stderr).group(1)
+    assert version == versions["POSTGRES_EXPORTER_VERSION"], out.stdout + out.stderr
+
+
 def test_every_stage_uses_the_postgres_base(df, versions):
     want = f"postgres:{versions['IMAGE_PG_MAJOR']}-bookworm"
     for stage in df.stages:
@@ -121,7 +149,7 @@ def test_runtime_stage_shape(df):
     exposed = set()
     for ins in final.all("EXPOSE"):
         exposed.update(ins.args.split())
-    assert {"5432", "8008"} <= exposed, exposed
+    assert {"5432", "8008", "9187", "9188"} <= exposed, exposed
     stop = final.all("STOPSIGNAL")
     assert stop and stop[-1].args == "SIGTERM", "the base image's SIGINT must be replaced"
     labels = {}
@@ -335,7 +363,9 @@ def test_apt_package_names_exist_in_debian_12(df, versions):
     r = subprocess.run(["apt-cache", "show", "--no-all-versions", *probe], capture_output=True,
                        text=True)
     known = set(re.findall(r"^Package: (\S+)$", r.stdout, re.M))
-    assert not set(probe) - known, f"apt does not know: {sorted(set(probe) - known)}"
+    # a version pin (name=version*) is asked as it is written: apt finds that version or nothing
+    unknown = {p for p in probe if p.split("=")[0] not in known}
+    assert not unknown, f"apt does not know: {sorted(unknown)}\n{r.stderr}"
 
 
 def test_patroni_extras_exist(df, versions):

@@ -5,10 +5,11 @@
 
 One loop, once a second:
 - registers Node NAME (Ready) and binds every unscheduled Pod to it (there is no scheduler);
-- runs each Pod's single container through scripts/lib/localcluster/pod-launcher: PID 1 of a
-  new PID and mount namespace, the Pod's volumes bind-mounted at their mount paths, its own
-  loopback address; restarts it by restartPolicy (containerStatuses count); runAsUser,
-  runAsGroup and fsGroup through setpriv;
+- runs each container of a Pod (the database pod's `postgres` and `exporter`) through
+  scripts/lib/localcluster/pod-launcher: PID 1 of its own new PID and mount namespace, the
+  Pod's volumes bind-mounted at its mount paths, the Pod's loopback address; restarts each by
+  restartPolicy (containerStatuses count); runAsUser, runAsGroup and fsGroup through
+  setpriv; the first container decides a Job pod's phase (the chart's Job has one);
 - resolves env: value, fieldRef (metadata.name/namespace/uid/labels['k'], status.podIP,
   spec.nodeName, spec.serviceAccountName), secretKeyRef, configMapKeyRef, $(VAR) expansion;
   KUBERNETES_SERVICE_HOST/PORT name the loopback API server. No service links, so no
@@ -17,7 +18,7 @@ One loop, once a second:
   kubelet), projected (serviceAccountToken from the TokenRequest API, configMap, secret,
   downwardAPI), emptyDir (a directory kept across container restarts), PVC (a directory
   per claim that outlives the Pod);
-- readiness from the container's httpGet probe into the Ready condition (no liveness);
+- readiness from each container's httpGet probe; the Pod is Ready when all are (no liveness);
 - deletion: SIGTERM to PID 1, SIGKILL after the grace period, then removes the Pod object;
 - Job pods: the container's exit status gives phase Succeeded/Failed;
 - an unreachable API server (tests/k8s/test_e_api_outage.py) leaves every container running,
@@ -32,21 +33,25 @@ IP is 198.18.31.N). Nothing here sends traffic to a pod IP: names resolve to loo
 addresses.
 
 Differences from a real node, because every pod shares the host's network namespace:
-LISTEN_ADDRESS is set to the pod's loopback address when the container does not set it;
+LISTEN_ADDRESS is set to the pod's loopback address when the container does not set it, and
+an argument `--...listen-address=:PORT` (every address: the exporter's) gets that address too;
 /etc/hosts in each pod maps `<pod>.<service>.<ns>.svc.<domain>` of headless Services to
 loopback addresses and the names of selector-less Services (`<svc>`, `<svc>.<ns>`,
 `<svc>.<ns>.svc...`) to the loopback address of the first pod IP in their Endpoints (what
 kube-proxy + DNS would route to), and holds the lines of STATE/extra-hosts (a server a test
 runs outside the cluster, e.g. S3); each container gets a private /var/run/postgresql (the
-image's own file system), owned by the uid it runs as when that is not root; a container
+image's own file system), owned by the uid it runs as when that is not root, unless a volume
+is mounted there (the chart's `sockets`, shared by postgres and the exporter); the containers
+after the first log to logs/<ns>_<pod>_<container>.log; a container
 running as a uid this host does not know (the image's postgres, 999) sees /etc/passwd and
-/etc/group with `postgres` as that uid, as in the image. NetworkPolicies are not enforced. The image's ENTRYPOINT is citus-init (build/citus-init); Patroni
+/etc/group with `postgres` as that uid, as in the image. NetworkPolicies are not enforced, nor readOnlyRootFilesystem or capabilities. The image's ENTRYPOINT is citus-init (build/citus-init); Patroni
 and psql come from the venv / Debian. A container killed by SIGKILL is reported with exit
 code 1, not 137 (util-linux 2.38 `unshare --fork` exits 1 then).
 """
 import argparse
 import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -240,7 +245,9 @@ class Kubelet:
 
 
 class PodRunner:
-    """One pod: volumes, one container run (and re-run), probes, status, deletion."""
+    """One pod: volumes, its containers (ContainerRunner: each run and re-run on its own),
+    status, deletion. The first container decides a Job pod's phase (the chart's Jobs and
+    test pod have one container)."""
 
     def __init__(self, kubelet, pod):
         self.k = kubelet
@@ -251,21 +258,15 @@ class PodRunner:
         self.dir = kubelet.state / "pods" / f"{self.ns}_{self.name}_{self.uid[:8]}"
         self.ip = kubelet.take_ip()               # loopback: where the pod listens
         self.pod_ip = kubelet.pod_ip(self.ip)     # only a number in objects
-        self.container = pod["spec"]["containers"][0]
-        self.log_path = kubelet.state / "logs" / f"{self.ns}_{self.name}.log"
-        self.popen = None
-        self.pid1 = None
-        self.restarts = 0
-        self.ready = False
-        self.started_at = None
-        self.last_state = {}
-        self.state = {"waiting": {"reason": "ContainerCreating"}}
+        self.containers = [ContainerRunner(self, c, i) for i, c in enumerate(pod["spec"]["containers"])]
         self.phase = "Pending"
         self.stop_event = threading.Event()
         self.stop_grace = None
         self.delete_object = True
         self.done = False
         self.status_pending = False
+        self.vol_lock = threading.Lock()      # the containers' threads share the volumes
+        self.status_lock = threading.Lock()   # ... and the status they send
         self.thread = threading.Thread(target=self._main, name=self.name, daemon=True)
 
     def start(self):
@@ -293,16 +294,23 @@ class PodRunner:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.dir, 0o755)
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            (self.k.state / "logs").mkdir(parents=True, exist_ok=True)
             log(f"{self.ns}/{self.name}: starting on {self.ip} (pod IP {self.pod_ip})")
             self.api.patch(f"/api/v1/namespaces/{self.ns}/pods/{self.name}",
                            {"metadata": {"uid": self.uid,
                                          "annotations": {LOOPBACK_ANNOTATION: self.ip}}})
             self._status()
-            self._run()
+            sidecars = [threading.Thread(target=c.run, name=f"{self.name}/{c.name}", daemon=True)
+                        for c in self.containers[1:]]
+            for t in sidecars:
+                t.start()
+            self.containers[0].run()  # returns once the pod is to stop (the others stop too)
+            for t in sidecars:
+                t.join()
         except Exception:  # noqa: BLE001
             log(f"{self.ns}/{self.name}: runner failed:\n{traceback.format_exc()}")
-            self._kill_now()
+            for c in self.containers:
+                c.kill_now()
         finally:
             if self.delete_object:
                 try:
@@ -314,175 +322,14 @@ class PodRunner:
             self.k.give_ip(self.ip)
             self.done = True
 
-    def _run(self):
-        policy = self.pod["spec"].get("restartPolicy", "Always")
-        backoff = 1
-        while not self.stop_event.is_set():
-            try:
-                self._prepare_volumes()
-                env = self._env()
-                cmd = self._command(env)
-            except (KubeError, ValueError, OSError) as e:
-                # like CreateContainerConfigError: retried until the thing exists (or the
-                # API server answers again)
-                self.state = {"waiting": {"reason": "CreateContainerConfigError",
-                                          "message": str(e)[:300]}}
-                self._status()
-                self.stop_event.wait(3)
-                continue
-            rc = self._run_container(env, cmd)
-            if self.stop_event.is_set():
-                break
-            failed = rc != 0
-            if policy == "Always" or (policy == "OnFailure" and failed):
-                self.restarts += 1
-                self._status()
-                self.stop_event.wait(min(backoff, 10))
-                backoff *= 2
-                continue
-            self.phase = "Failed" if failed else "Succeeded"
-            self._status()
-            # A finished pod stays until somebody deletes it; wait for that.
-            self.stop_event.wait()
-            return
-
-    def _run_container(self, env, cmd):
-        mounts = self._mounts()
-        (self.dir / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-        (self.dir / "mounts").write_text("".join(f"{' '.join(m)}\n" for m in mounts))
-        with open(self.log_path, "ab") as out:
-            out.write(f"--- {now()} container {self.container['name']} start "
-                      f"(restart {self.restarts})\n".encode())
-            out.flush()
-            self.popen = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "--",
-                 str(paths.LAUNCHER), str(self.dir), *cmd],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, env={"PATH": BASE_PATH})
-        self.pid1 = None
-        self.started_at = now()
-        self.state = {"running": {"startedAt": self.started_at}}
-        self.phase = "Running"
-        self.ready = False
-        self._status()
-        probe = self.container.get("readinessProbe")
-        start = time.monotonic()
-        next_probe = start + (probe or {}).get("initialDelaySeconds", 0)
-        failures = 0
-        next_refresh = time.monotonic() + 5
-        while self.popen.poll() is None:
-            if self.stop_event.is_set():
-                self._terminate(self.stop_grace)
-                break
-            t = time.monotonic()
-            if probe is None and not self.ready:
-                self._set_ready(True)
-            elif probe is not None and t >= next_probe:
-                next_probe = t + probe.get("periodSeconds", 10)
-                if self._probe(probe):
-                    failures = 0
-                    self._set_ready(True)
-                else:
-                    failures += 1
-                    if failures >= probe.get("failureThreshold", 3) or not self.ready:
-                        self._set_ready(False)
-            if t >= next_refresh:
-                next_refresh = t + 5
-                try:
-                    self._prepare_volumes(refresh=True)
-                except (KubeError, OSError) as e:
-                    # API server away: the volumes stay as they are, like a kubelet's
-                    log(f"{self.ns}/{self.name}: volume refresh: {e}")
-                if self.status_pending:
-                    self._status()
-            self.stop_event.wait(0.5)
-        rc = self.popen.wait()
-        rc = 128 - rc if rc < 0 else rc
-        self.ready = False
-        term = {"exitCode": rc, "reason": "Completed" if rc == 0 else "Error",
-                "startedAt": self.started_at, "finishedAt": now()}
-        self.last_state = {"terminated": term}
-        self.state = {"terminated": term}
-        log(f"{self.ns}/{self.name}: container exited with {rc}")
-        self._status()
-        return rc
-
-    def _find_pid1(self):
-        if self.pid1 and procs.same_process(*self.pid1):
-            return self.pid1
-        if self.popen is None or self.popen.poll() is not None:
-            return None
-        own = os.readlink("/proc/self/ns/pid")
-        for child in procs.children(self.popen.pid):
-            try:
-                if os.readlink(f"/proc/{child.pid}/ns/pid") != own:
-                    self.pid1 = (child.pid, child.start_ticks)
-                    return self.pid1
-            except OSError:
-                continue
-        return None
-
-    def _signal(self, sig):
-        p = self._find_pid1()
-        if p:
-            procs.signal_if_same(*p, sig)
-        elif self.popen and self.popen.poll() is None:
-            self.popen.send_signal(sig)  # not yet in its namespace: the launcher itself
-
-    def _terminate(self, grace):
-        log(f"{self.ns}/{self.name}: SIGTERM to PID 1 (grace {grace}s)")
-        self._signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=max(grace, 0) or 0.01)
-        except subprocess.TimeoutExpired:
-            log(f"{self.ns}/{self.name}: grace period over, SIGKILL")
-            self._signal(signal.SIGKILL)
-            self.popen.wait(timeout=30)
-
-    def _kill_now(self):
-        if self.popen and self.popen.poll() is None:
-            self._signal(signal.SIGKILL)
-            self.popen.wait(timeout=30)
-
-    # -- probes and status ---------------------------------------------------------------
-    def _port(self, port):
-        if isinstance(port, int):
-            return port
-        for p in self.container.get("ports", []):
-            if p.get("name") == port:
-                return p["containerPort"]
-        raise ValueError(f"probe port {port!r} is not a container port")
-
-    def _probe(self, probe):
-        hg = probe.get("httpGet")
-        if not hg:
-            return True
-        url = (f"{hg.get('scheme', 'HTTP').lower()}://{self.ip}:{self._port(hg['port'])}"
-               f"{hg.get('path', '/')}")
-        try:
-            import ssl
-            ctx = ssl._create_unverified_context()  # the kubelet does not verify probes
-            with urllib.request.urlopen(url, timeout=probe.get("timeoutSeconds", 1),
-                                        context=ctx) as r:
-                return 200 <= r.status < 400
-        except OSError:
-            return False
-
-    def _set_ready(self, ready):
-        if ready != self.ready:
-            self.ready = ready
-            self._status()
-
+    # -- status ----------------------------------------------------------------------------
     def _status(self):
+        with self.status_lock:
+            self._send_status()
+
+    def _send_status(self):
         t = now()
-        ready = "True" if self.ready else "False"
-        cs = {"name": self.container["name"], "image": self.container.get("image", ""),
-              "imageID": "", "ready": self.ready, "restartCount": self.restarts,
-              "started": "running" in self.state, "state": self.state}
-        if self.last_state:
-            cs["lastState"] = self.last_state
-        if "running" in self.state:
-            cs["containerID"] = f"standin://{self.uid[:8]}-{self.restarts}"
+        ready = "True" if all(c.ready for c in self.containers) else "False"
         status = {"phase": self.phase, "hostIP": API_IP, "podIP": self.pod_ip,
                   "podIPs": [{"ip": self.pod_ip}], "startTime": t,
                   "conditions": [
@@ -490,7 +337,7 @@ class PodRunner:
                       {"type": "Initialized", "status": "True", "lastTransitionTime": t},
                       {"type": "ContainersReady", "status": ready, "lastTransitionTime": t},
                       {"type": "Ready", "status": ready, "lastTransitionTime": t}],
-                  "containerStatuses": [cs]}
+                  "containerStatuses": [c.status() for c in self.containers]}
         try:
             self.api.patch(f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status",
                            {"metadata": {"uid": self.uid}, "status": status})
@@ -505,7 +352,7 @@ class PodRunner:
         else:
             self.status_pending = False
 
-    # -- env and command -----------------------------------------------------------------
+    # -- lookups ---------------------------------------------------------------------------
     def _field(self, path):
         m, spec = self.pod["metadata"], self.pod["spec"]
         simple = {"metadata.name": m["name"], "metadata.namespace": m["namespace"],
@@ -534,85 +381,16 @@ class PodRunner:
         v = data[ref["key"]]
         return base64.b64decode(v).decode() if kind == "secrets" else v
 
-    def _env(self):
-        env = {"PATH": f"{self.k.bin}:{paths.VENV}/bin:{BASE_PATH}",
-               "HOSTNAME": self.pod["spec"].get("hostname", self.name),
-               "KUBERNETES_SERVICE_HOST": API_IP, "KUBERNETES_SERVICE_PORT": str(API_PORT),
-               "KUBERNETES_SERVICE_PORT_HTTPS": str(API_PORT), "LANG": "C.UTF-8"}
-        for e in self.container.get("env", []):
-            if "value" in e:
-                val = expand(e["value"], env)
-            elif "valueFrom" in e:
-                vf = e["valueFrom"]
-                if "fieldRef" in vf:
-                    val = self._field(vf["fieldRef"]["fieldPath"])
-                elif "secretKeyRef" in vf:
-                    val = self._object_key("secrets", vf["secretKeyRef"])
-                elif "configMapKeyRef" in vf:
-                    val = self._object_key("configmaps", vf["configMapKeyRef"])
-                else:
-                    raise ValueError(f"env {e['name']}: unsupported valueFrom {list(vf)}")
-                if val is None:
-                    continue
-            else:
-                val = ""
-            env[e["name"]] = val
-        # Every pod shares the host's network namespace: listen on the pod's own address.
-        env.setdefault("LISTEN_ADDRESS", self.ip)
-        return env
-
-    def _command(self, env):
-        c = self.container
-        cmd = [expand(a, env) for a in (c.get("command") or IMAGE_ENTRYPOINT)]
-        cmd += [expand(a, env) for a in c.get("args", [])]
-        if cmd[0] == "citus-init":
-            cmd[0] = str(paths.citus_init_binary())
-        run_as = self._run_as()
-        if run_as:
-            uid, gid = run_as
-            groups = ",".join(str(g) for g in [gid, self._fs_group()] if g is not None)
-            cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={groups}",
-                   "--", *cmd]
-        return cmd
-
-    def _run_as(self):
-        """(uid, gid) the container runs as when that is not root (runAsUser/runAsGroup of
-        the container, else of the pod), else None."""
-        sc = dict(self.pod["spec"].get("securityContext") or {})
-        sc.update({k: v for k, v in (self.container.get("securityContext") or {}).items()
-                   if k in ("runAsUser", "runAsGroup")})
-        uid = sc.get("runAsUser")
-        if uid in (None, 0):
-            return None
-        return uid, sc.get("runAsGroup", uid)
-
-    def _image_users(self, uid, gid):
-        """/etc/passwd and /etc/group as the image has them for a container started as
-        uid:gid: the image's `postgres` user is that uid (Dockerfile.citus: 999), which this
-        host does not know (its postgres is another uid). Without an entry initdb cannot look
-        up its own user. Written into the pod directory; None when the host knows the uid."""
-        import pwd
-        try:
-            pwd.getpwuid(uid)
-            return None
-        except KeyError:
-            pass
-        passwd = [l for l in Path("/etc/passwd").read_text().splitlines()
-                  if l and not l.startswith("postgres:")]
-        passwd.append(f"postgres:x:{uid}:{gid}:PostgreSQL (the image's user):/home/postgres:/bin/sh")
-        group = [l for l in Path("/etc/group").read_text().splitlines()
-                 if l and not l.startswith("postgres:") and l.split(":")[2:3] != [str(gid)]]
-        group.append(f"postgres:x:{gid}:")
-        (self.dir / "passwd").write_text("\n".join(passwd) + "\n")
-        (self.dir / "group").write_text("\n".join(group) + "\n")
-        return self.dir / "passwd", self.dir / "group"
-
     # -- volumes -------------------------------------------------------------------------
     def _vol_dir(self, name):
         return self.dir / "volumes" / name
 
     def _fs_group(self):
         return (self.pod["spec"].get("securityContext") or {}).get("fsGroup")
+
+    def prepare_volumes(self, refresh=False):
+        with self.vol_lock:
+            self._prepare_volumes(refresh)
 
     def _prepare_volumes(self, refresh=False):
         for v in self.pod["spec"].get("volumes", []):
@@ -731,28 +509,312 @@ class PodRunner:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
+
+class ContainerRunner:
+    """One container of a pod: its own process (PID 1 of its own PID and mount namespace),
+    env, mounts, user, readiness, restarts by the pod's restartPolicy, status."""
+
+    def __init__(self, pod_runner, spec, index):
+        self.p = pod_runner
+        self.c = spec
+        self.name = spec["name"]
+        self.index = index
+        pod = f"{pod_runner.ns}_{pod_runner.name}"
+        # the launcher's env and mounts files; the first container's log keeps the pod's name
+        self.dir = pod_runner.dir / "containers" / self.name
+        self.log_path = pod_runner.k.state / "logs" / (
+            f"{pod}.log" if index == 0 else f"{pod}_{self.name}.log")
+        self.what = f"{pod_runner.ns}/{pod_runner.name}" + ("" if index == 0 else f"/{self.name}")
+        self.popen = None
+        self.pid1 = None
+        self.restarts = 0
+        self.ready = False
+        self.started_at = None
+        self.last_state = {}
+        self.state = {"waiting": {"reason": "ContainerCreating"}}
+
+    def status(self):
+        cs = {"name": self.name, "image": self.c.get("image", ""),
+              "imageID": "", "ready": self.ready, "restartCount": self.restarts,
+              "started": "running" in self.state, "state": self.state}
+        if self.last_state:
+            cs["lastState"] = self.last_state
+        if "running" in self.state:
+            cs["containerID"] = f"standin://{self.p.uid[:8]}-{self.index}-{self.restarts}"
+        return cs
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self):
+        p = self.p
+        policy = p.pod["spec"].get("restartPolicy", "Always")
+        backoff = 1
+        while not p.stop_event.is_set():
+            try:
+                p.prepare_volumes()
+                env = self._env()
+                cmd = self._command(env)
+            except (KubeError, ValueError, OSError) as e:
+                # like CreateContainerConfigError: retried until the thing exists (or the
+                # API server answers again)
+                self.state = {"waiting": {"reason": "CreateContainerConfigError",
+                                          "message": str(e)[:300]}}
+                p._status()
+                p.stop_event.wait(3)
+                continue
+            rc = self._run_container(env, cmd)
+            if p.stop_event.is_set():
+                break
+            failed = rc != 0
+            if policy == "Always" or (policy == "OnFailure" and failed):
+                self.restarts += 1
+                p._status()
+                p.stop_event.wait(min(backoff, 10))
+                backoff *= 2
+                continue
+            if self.index == 0:
+                p.phase = "Failed" if failed else "Succeeded"
+                p._status()
+                # A finished pod stays until somebody deletes it; wait for that.
+                p.stop_event.wait()
+            return
+
+    def _run_container(self, env, cmd):
+        p = self.p
+        mounts = self._mounts()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        (self.dir / "mounts").write_text("".join(f"{' '.join(m)}\n" for m in mounts))
+        with open(self.log_path, "ab") as out:
+            out.write(f"--- {now()} container {self.name} start "
+                      f"(restart {self.restarts})\n".encode())
+            out.flush()
+            self.popen = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "--",
+                 str(paths.LAUNCHER), str(self.dir), *cmd],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, env={"PATH": BASE_PATH})
+        self.pid1 = None
+        self.started_at = now()
+        self.state = {"running": {"startedAt": self.started_at}}
+        if self.index == 0 or p.phase == "Pending":
+            p.phase = "Running"
+        self.ready = False
+        p._status()
+        probe = self.c.get("readinessProbe")
+        start = time.monotonic()
+        next_probe = start + (probe or {}).get("initialDelaySeconds", 0)
+        failures = 0
+        next_refresh = time.monotonic() + 5
+        while self.popen.poll() is None:
+            if p.stop_event.is_set():
+                self._terminate(p.stop_grace)
+                break
+            t = time.monotonic()
+            if probe is None and not self.ready:
+                self._set_ready(True)
+            elif probe is not None and t >= next_probe:
+                next_probe = t + probe.get("periodSeconds", 10)
+                if self._probe(probe):
+                    failures = 0
+                    self._set_ready(True)
+                else:
+                    failures += 1
+                    if failures >= probe.get("failureThreshold", 3) or not self.ready:
+                        self._set_ready(False)
+            if t >= next_refresh and self.index == 0:  # the pod's volumes, refreshed once
+                next_refresh = t + 5
+                try:
+                    p.prepare_volumes(refresh=True)
+                except (KubeError, OSError) as e:
+                    # API server away: the volumes stay as they are, like a kubelet's
+                    log(f"{self.what}: volume refresh: {e}")
+                if p.status_pending:
+                    p._status()
+            p.stop_event.wait(0.5)
+        rc = self.popen.wait()
+        rc = 128 - rc if rc < 0 else rc
+        self.ready = False
+        term = {"exitCode": rc, "reason": "Completed" if rc == 0 else "Error",
+                "startedAt": self.started_at, "finishedAt": now()}
+        self.last_state = {"terminated": term}
+        self.state = {"terminated": term}
+        log(f"{self.what}: container exited with {rc}")
+        p._status()
+        return rc
+
+    def _find_pid1(self):
+        if self.pid1 and procs.same_process(*self.pid1):
+            return self.pid1
+        if self.popen is None or self.popen.poll() is not None:
+            return None
+        own = os.readlink("/proc/self/ns/pid")
+        for child in procs.children(self.popen.pid):
+            try:
+                if os.readlink(f"/proc/{child.pid}/ns/pid") != own:
+                    self.pid1 = (child.pid, child.start_ticks)
+                    return self.pid1
+            except OSError:
+                continue
+        return None
+
+    def _signal(self, sig):
+        p = self._find_pid1()
+        if p:
+            procs.signal_if_same(*p, sig)
+        elif self.popen and self.popen.poll() is None:
+            self.popen.send_signal(sig)  # not yet in its namespace: the launcher itself
+
+    def _terminate(self, grace):
+        log(f"{self.what}: SIGTERM to PID 1 (grace {grace}s)")
+        self._signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=max(grace, 0) or 0.01)
+        except subprocess.TimeoutExpired:
+            log(f"{self.what}: grace period over, SIGKILL")
+            self._signal(signal.SIGKILL)
+            self.popen.wait(timeout=30)
+
+    def kill_now(self):
+        if self.popen and self.popen.poll() is None:
+            self._signal(signal.SIGKILL)
+            self.popen.wait(timeout=30)
+
+    # -- probes ------------------------------------------------------------------------------
+    def _port(self, port):
+        if isinstance(port, int):
+            return port
+        for p in self.c.get("ports", []):
+            if p.get("name") == port:
+                return p["containerPort"]
+        raise ValueError(f"probe port {port!r} is not a container port")
+
+    def _probe(self, probe):
+        hg = probe.get("httpGet")
+        if not hg:
+            return True
+        url = (f"{hg.get('scheme', 'HTTP').lower()}://{self.p.ip}:{self._port(hg['port'])}"
+               f"{hg.get('path', '/')}")
+        try:
+            import ssl
+            ctx = ssl._create_unverified_context()  # the kubelet does not verify probes
+            with urllib.request.urlopen(url, timeout=probe.get("timeoutSeconds", 1),
+                                        context=ctx) as r:
+                return 200 <= r.status < 400
+        except OSError:
+            return False
+
+    def _set_ready(self, ready):
+        if ready != self.ready:
+            self.ready = ready
+            self.p._status()
+
+    # -- env and command ---------------------------------------------------------------------
+    def _env(self):
+        p = self.p
+        env = {"PATH": f"{p.k.bin}:{paths.VENV}/bin:{BASE_PATH}",
+               "HOSTNAME": p.pod["spec"].get("hostname", p.name),
+               "KUBERNETES_SERVICE_HOST": API_IP, "KUBERNETES_SERVICE_PORT": str(API_PORT),
+               "KUBERNETES_SERVICE_PORT_HTTPS": str(API_PORT), "LANG": "C.UTF-8"}
+        for e in self.c.get("env", []):
+            if "value" in e:
+                val = expand(e["value"], env)
+            elif "valueFrom" in e:
+                vf = e["valueFrom"]
+                if "fieldRef" in vf:
+                    val = p._field(vf["fieldRef"]["fieldPath"])
+                elif "secretKeyRef" in vf:
+                    val = p._object_key("secrets", vf["secretKeyRef"])
+                elif "configMapKeyRef" in vf:
+                    val = p._object_key("configmaps", vf["configMapKeyRef"])
+                else:
+                    raise ValueError(f"env {e['name']}: unsupported valueFrom {list(vf)}")
+                if val is None:
+                    continue
+            else:
+                val = ""
+            env[e["name"]] = val
+        # Every pod shares the host's network namespace: listen on the pod's own address.
+        env.setdefault("LISTEN_ADDRESS", p.ip)
+        return env
+
+    def _command(self, env):
+        c = self.c
+        cmd = [expand(a, env) for a in (c.get("command") or IMAGE_ENTRYPOINT)]
+        # Every pod shares the host's network namespace: a listen address without a host
+        # (`--web.listen-address=:9187`, "every address of the pod") is the pod's own.
+        cmd += [re.sub(r"^(--[a-z][a-z.-]*listen-address=):", rf"\g<1>{self.p.ip}:", expand(a, env))
+                for a in c.get("args", [])]
+        if cmd[0] == "citus-init":
+            cmd[0] = str(paths.citus_init_binary())
+        run_as = self._run_as()
+        if run_as:
+            uid, gid = run_as
+            groups = ",".join(str(g) for g in [gid, self.p._fs_group()] if g is not None)
+            cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={groups}",
+                   "--", *cmd]
+        return cmd
+
+    def _run_as(self):
+        """(uid, gid) the container runs as when that is not root (runAsUser/runAsGroup of
+        the container, else of the pod), else None."""
+        sc = dict(self.p.pod["spec"].get("securityContext") or {})
+        sc.update({k: v for k, v in (self.c.get("securityContext") or {}).items()
+                   if k in ("runAsUser", "runAsGroup")})
+        uid = sc.get("runAsUser")
+        if uid in (None, 0):
+            return None
+        return uid, sc.get("runAsGroup", uid)
+
+    def _image_users(self, uid, gid):
+        """/etc/passwd and /etc/group as the image has them for a container started as
+        uid:gid: the image's `postgres` user is that uid (Dockerfile.citus: 999), which this
+        host does not know (its postgres is another uid). Without an entry initdb cannot look
+        up its own user. Written into the container's directory; None when the host knows the
+        uid (e.g. nobody, 65534)."""
+        import pwd
+        try:
+            pwd.getpwuid(uid)
+            return None
+        except KeyError:
+            pass
+        passwd = [l for l in Path("/etc/passwd").read_text().splitlines()
+                  if l and not l.startswith("postgres:")]
+        passwd.append(f"postgres:x:{uid}:{gid}:PostgreSQL (the image's user):/home/postgres:/bin/sh")
+        group = [l for l in Path("/etc/group").read_text().splitlines()
+                 if l and not l.startswith("postgres:") and l.split(":")[2:3] != [str(gid)]]
+        group.append(f"postgres:x:{gid}:")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "passwd").write_text("\n".join(passwd) + "\n")
+        (self.dir / "group").write_text("\n".join(group) + "\n")
+        return self.dir / "passwd", self.dir / "group"
+
     def _mounts(self):
-        vols = {v["name"]: v for v in self.pod["spec"].get("volumes", [])}
+        p = self.p
+        vols = {v["name"]: v for v in p.pod["spec"].get("volumes", [])}
         mounts = []
-        for vm in self.container.get("volumeMounts", []):
+        for vm in self.c.get("volumeMounts", []):
             v = vols[vm["name"]]
             if "persistentVolumeClaim" in v:
-                src = self.k.state / "pvc" / self.ns / v["persistentVolumeClaim"]["claimName"]
+                src = p.k.state / "pvc" / p.ns / v["persistentVolumeClaim"]["claimName"]
                 if not src.exists():
                     src.mkdir(parents=True)
                     os.chmod(src, 0o777)
             else:
-                src = self._vol_dir(vm["name"])
+                src = p._vol_dir(vm["name"])
             if vm.get("subPath"):
                 src = src / vm["subPath"]
             mounts.append(("bind", str(src), vm["mountPath"], "ro" if vm.get("readOnly") else ""))
-        # The image's own file system: private per container. The socket directory belongs to
-        # the image's postgres user: the host's postgres when the container starts as root
-        # (citus-init drops to it), else the uid the container runs as (the image's postgres).
+        # The image's own file system: private per container, unless a volume is mounted
+        # there (the chart's `sockets` emptyDir, shared with the exporter). The socket
+        # directory belongs to the image's postgres user: the host's postgres when the
+        # container starts as root (citus-init drops to it), else the uid the container runs
+        # as (the image's postgres).
         run_as = self._run_as()
-        owner = "uid=%d,gid=%d" % run_as if run_as else "uid=postgres,gid=postgres"
-        mounts.append(("tmpfs", "-", "/var/run/postgresql", f"mode=2775,{owner},size=16m"))
-        mounts.append(("bind", str(self.k.hosts_file), "/etc/hosts", "ro"))
+        if not any(vm["mountPath"].rstrip("/") == "/var/run/postgresql"
+                   for vm in self.c.get("volumeMounts", [])):
+            owner = "uid=%d,gid=%d" % run_as if run_as else "uid=postgres,gid=postgres"
+            mounts.append(("tmpfs", "-", "/var/run/postgresql", f"mode=2775,{owner},size=16m"))
+        mounts.append(("bind", str(p.k.hosts_file), "/etc/hosts", "ro"))
         users = self._image_users(*run_as) if run_as else None
         if users:
             mounts.append(("bind", str(users[0]), "/etc/passwd", "ro"))

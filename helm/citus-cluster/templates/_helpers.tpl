@@ -622,6 +622,7 @@ Secret files 0440 like the passwords (root and the fsGroup). */}}
 {{- $v := .Values -}}
 {{- $_ := include "citus.groups" . -}}
 {{- include "citus.validateBackup" . -}}
+{{- include "citus.validateMetrics" . -}}
 {{- if lt (int $v.patroni.ttl) (add $v.patroni.loopWait (mul 2 $v.patroni.retryTimeout) | int) -}}
 {{- fail (printf "patroni.ttl (%v) must be at least patroni.loopWait + 2 * patroni.retryTimeout (%v + 2 * %v)" $v.patroni.ttl $v.patroni.loopWait $v.patroni.retryTimeout) -}}
 {{- end -}}
@@ -680,4 +681,49 @@ passphrase). */}}
 {{- fail (printf "helm upgrade found no secret %q in namespace %q. Either the chart is rendered without access to the cluster (helm template, helm upgrade --dry-run without =server, Argo CD and other tools that render with `helm template`): `lookup` then returns nothing, and the generated passwords and TLS certificates would be replaced by new ones on every render, locking the members out of their own data. Render with cluster access, or give the chart everything it would generate: secret.create=false with a pre-created secret %q (keys %s, %s, %s%s) and ssl.secretName naming a pre-created TLS secret (ca.crt, server.crt, server.key), see the chart README, section GitOps%s. Or the secret was deleted: create it again with the passwords the database uses." $name .Release.Namespace $name .Values.secret.keys.superuserPassword .Values.secret.keys.replicationPassword .Values.secret.keys.restapiPassword (ternary (printf ", %s" .Values.secret.keys.appPassword) "" (not (empty .Values.app.username))) (ternary (printf "; and backup.encryption.existingSecret naming a secret with the backups' passphrase (key cipher-pass: once backups exist, the one in %q)" (include "citus.backupCipherSecretName" .)) "" (not (empty (include "citus.backupCipherGenerated" .))))) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Metrics (docs/observability.md). The exporter runs as `nobody`, the OS user the pod's
+pg_ident maps to the monitoring role (citus-init's MONITORING_OS_USER) over the socket. */}}
+{{- define "citus.metricsQueriesConfigMap" -}}
+{{ .Values.clusterName }}-metrics-queries
+{{- end -}}
+{{- define "citus.metricsQueriesDir" -}}/etc/postgres-exporter{{- end -}}
+{{- define "citus.socketDir" -}}/var/run/postgresql{{- end -}}
+{{- define "citus.monitoringRole" -}}citus_monitor{{- end -}}
+{{- define "citus.monitoringOsUser" -}}nobody{{- end -}}
+{{- define "citus.monitoringUid" -}}65534{{- end -}}
+
+{{/* The metrics values that need each other (the schema checks each on its own). */}}
+{{- define "citus.validateMetrics" -}}
+{{- $m := .Values.metrics -}}
+{{- $taken := dict "5432" "PostgreSQL" "8008" "Patroni's REST API" -}}
+{{- range $name, $port := dict "metrics.exporter.port" $m.exporter.port "metrics.agentPort" $m.agentPort -}}
+{{- with get $taken (toString $port) -}}
+{{- fail (printf "%s (%v) is the port of %s: give the metrics endpoints ports of their own" $name $port .) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq (int $m.exporter.port) (int $m.agentPort) -}}
+{{- fail (printf "metrics.exporter.port and metrics.agentPort are both %v: postgres_exporter and citus-init's agent need a port each" $m.agentPort) -}}
+{{- end -}}
+{{- if $m.podMonitor.enabled -}}
+{{- $interval := include "citus.durationMs" $m.podMonitor.interval | int -}}
+{{- $timeout := include "citus.durationMs" $m.podMonitor.scrapeTimeout | int -}}
+{{- if or (le $interval 0) (le $timeout 0) (gt $timeout $interval) -}}
+{{- fail (printf "metrics.podMonitor.scrapeTimeout (%s) must be more than 0 and at most metrics.podMonitor.interval (%s): Prometheus refuses a scrape whose timeout exceeds its interval" $m.podMonitor.scrapeTimeout $m.podMonitor.interval) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (not $m.enabled) (or $m.podMonitor.enabled $m.prometheusRule.enabled) -}}
+{{- fail "metrics.podMonitor.enabled and metrics.prometheusRule.enabled need metrics.enabled: without it the pods have no metrics ports to scrape (and the alerts would see nothing)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Milliseconds of a Prometheus duration as the schema allows it (`30s`, `1m30s`, `500ms`). */}}
+{{- define "citus.durationMs" -}}
+{{- $total := 0 -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 -}}
+{{- range regexFindAll "[0-9]+(ms|s|m|h)" . -1 -}}
+{{- $total = add $total (mul (regexFind "^[0-9]+" . | atoi) (get $units (regexReplaceAll "^[0-9]+" . ""))) -}}
+{{- end -}}
+{{- $total -}}
 {{- end -}}

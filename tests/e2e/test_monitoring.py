@@ -123,6 +123,15 @@ def test_agent_metrics(cluster, prom):
         assert set(server) == pods, server
 
 
+def leader_runs(cluster, group: int, args: list, timeout: float) -> None:
+    """citus-init ARGS in the group's primary, like kubectl exec; it must succeed."""
+    leader = cluster.writable_leader(group)
+    assert leader is not None, f"group {group} has no writable primary"
+    res = leader.exec([leader.command[0], *args], timeout=timeout)
+    msg = f"citus-init {' '.join(args)} on {leader.name}: exit {res.returncode}: {res.stderr[-800:]}"
+    assert res.returncode == 0, msg
+
+
 @pytest.fixture(scope="module")
 def dashboard_data(cluster):
     """What the panels need beyond a running cluster: a backup of every group and a restore
@@ -134,12 +143,10 @@ def dashboard_data(cluster):
         with held.cursor() as cur:
             cur.execute("SELECT count(*) FROM e2e_mon")
     if BACKUPS_PROBLEM is None:
-        for g in cluster.groups:
-            res = cluster.citus_init(["backup", "--type", "full"], group=g, timeout=600)
-            assert res.returncode == 0, res.stderr[-800:]
+        for g in cluster.groups:  # what scripts/demo backup does
+            leader_runs(cluster, g, ["backup", "--type", "full"], timeout=600)
         if CITUS:
-            res = cluster.citus_init(["restore-point"], group=0, timeout=300)
-            assert res.returncode == 0, res.stderr[-800:]
+            leader_runs(cluster, 0, ["restore-point"], timeout=300)
     yield
     if held is not None:
         held.close()

@@ -6,7 +6,10 @@ Every endpoint is up, one primary per group, the Citus worker metrics on the coo
 primary, no exporter error on any member, every dashboard panel returns data (Patroni's
 too), and losing a worker group's primary raises CitusGroupNoLeader (pending, firing) until
 the failover resolves it. How long each alert phase took is printed, never asserted."""
+import os
+import pwd
 import signal
+import subprocess
 import sys
 import time
 
@@ -15,7 +18,8 @@ import pytest
 from conftest import (CITUS, ROOT, assert_pod_hygiene, backup_tools_problem, execute,
                       needs_citus, new_cluster, wait_new_leader, wait_promotable,
                       wait_replica_streaming)
-from localcluster import metrics
+from localcluster import metrics, paths, procs
+from localcluster.cluster import POD_SOCKETS
 
 sys.path.insert(0, str(ROOT / "tests" / "monitoring"))
 import dashboard  # noqa: E402  (tests/monitoring/dashboard.py, shared with that suite)
@@ -74,6 +78,47 @@ def test_every_endpoint_is_up(cluster, prom):
         pytest.fail(f"targets not up: {down}")
     labels = {tuple(sorted(r["metric"])) for r in prom.query(f"up{{{SEL}}}")}
     assert labels == {("__name__", "citus_group", "cluster_name", "instance", "job", "pod")}
+
+
+def exporter_of(pod):
+    """The pod's exporter container: (Proc, uid), a child of the pod's launcher."""
+    found = [c for c in procs.children(pod.launcher[0])
+             if procs.cmdline(c.pid)[:1] and procs.cmdline(c.pid)[0].endswith(metrics.EXPORTER)]
+    assert len(found) == 1, f"{pod.name}: exporter processes {found}"
+    with open(f"/proc/{found[0].pid}/status") as f:
+        uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+    return found[0], uid
+
+
+def test_exporter_runs_as_the_charts_second_container(cluster):
+    """As nobody, with the pod's own socket directory (the same tmpfs PID 1's postgres uses),
+    outside the PID namespace of citus-init."""
+    sockets = os.path.realpath(POD_SOCKETS)  # /var/run is a link: resolve it on this side
+    for pod in cluster.pods.values():
+        proc, uid = exporter_of(pod)
+        assert uid == pwd.getpwnam(metrics.MONITORING_OS_USER).pw_uid, pod.name
+        devs = [os.stat(f"/proc/{p}/root{sockets}").st_dev for p in (proc.pid, pod.find_pid1())]
+        assert devs[0] == devs[1], f"{pod.name}: the exporter sees another {POD_SOCKETS}"
+        assert os.stat(os.path.dirname(sockets)).st_dev != devs[0], \
+            f"{pod.name}: {POD_SOCKETS} is no tmpfs of the pod"
+        assert os.readlink(f"/proc/{proc.pid}/ns/pid") != pod.pid_namespace(), pod.name
+
+
+def test_launcher_refuses_a_bad_container_file(tmp_path):
+    """A container setting pod-launcher does not know: a clear error naming the file and the
+    setting, and nothing started."""
+    (tmp_path / "mounts").write_text("")
+    (tmp_path / "env").write_text("PATH=/usr/bin:/bin\n")
+    (tmp_path / "containers").mkdir()
+    bad = tmp_path / "containers" / "exporter"
+    bad.write_text("user nobody\nlog /dev/null\nimage postgres-exporter\narg true\n")
+    marker = tmp_path / "started"
+    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
+                          str(paths.LAUNCHER), str(tmp_path), "touch", str(marker)],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1
+    assert f"{bad}: unknown setting 'image' (expected user, log, env or arg)" in res.stderr
+    assert not marker.exists()
 
 
 def test_exactly_one_primary_per_group(cluster, prom):
@@ -186,9 +231,12 @@ def test_worker_primary_loss_raises_no_leader_until_the_failover(cluster, prom, 
         assert no_leader_alert(prom, g) is None, f"group {g} alerts before anything happened"
     wait_promotable(cluster, group)
     old = cluster.writable_leader(group)
+    exporter, _ = exporter_of(old)
     killed = time.monotonic()
     old.signal(signal.SIGKILL)
     assert old.wait(timeout=30) == 128 + signal.SIGKILL
+    assert not procs.same_process(exporter.pid, exporter.start_ticks), \
+        f"{old.name}'s exporter outlived the pod"
 
     phases, new_leader_at = {}, None
     deadline = killed + 180

@@ -215,6 +215,35 @@ def test_dashboard_variables_have_values(cluster, prom):
         assert values, f"${name}: {match}"
 
 
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_cost_printed(cluster, prom, capsys):
+    """What metrics cost here (printed, never asserted): the exporters' resident memory and
+    CPU per scrape (scrapes counted by the exporter itself), Prometheus' memory and CPU."""
+    scrapes = {r["metric"]["pod"]: float(r["value"][1])
+               for r in prom.query(f"pg_exporter_scrapes_total{{{SEL}}}")}
+    rows = []
+    for pod in cluster.pods.values():
+        proc, _ = exporter_of(pod)
+        rows.append((rss_mib(proc.pid), 1000 * cpu_seconds(proc.pid) / max(scrapes.get(pod.name, 0), 1)))
+    p = prom.proc[0]
+    with capsys.disabled():
+        print(f"\nexporters ({len(rows)} pods, scrape every {metrics.SCRAPE_INTERVAL}): "
+              f"RSS {min(r[0] for r in rows):.1f}-{max(r[0] for r in rows):.1f} MiB, CPU "
+              f"{min(r[1] for r in rows):.1f}-{max(r[1] for r in rows):.1f} ms per scrape "
+              f"(since start, first connections included); Prometheus: RSS {rss_mib(p):.0f} MiB, "
+              f"CPU {cpu_seconds(p):.1f} s since start")
+
+
 def no_leader_alert(prom, group: int):
     """The CitusGroupNoLeader alert of the group (its state), or None."""
     for a in prom.alerts():

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup.h" /* backup_pq_error */
 #include "fsprep.h"
 #include "log.h"
 #include "xalloc.h"
@@ -61,19 +62,6 @@ static void close_conn(struct monitoring_duty *m)
     m->step = STEP_IDLE;
 }
 
-/* libpq's message as one line. */
-static char *one_line(const char *msg)
-{
-    char *s = xstrdup(msg && *msg ? msg : "unknown error");
-    for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
-    size_t n = strlen(s);
-    while (n && s[n - 1] == ' ')
-        s[--n] = '\0';
-    return s;
-}
-
 static void attempt_done(struct monitoring_duty *m, const char *error)
 {
     close_conn(m);
@@ -116,9 +104,9 @@ static void attempt_done(struct monitoring_duty *m, const char *error)
 
 static void fail_conn(struct monitoring_duty *m)
 {
-    char *e = one_line(PQerrorMessage(m->conn));
-    attempt_done(m, e);
-    free(e);
+    char err[512];
+    backup_pq_error(m->conn, NULL, err, sizeof err);
+    attempt_done(m, err);
 }
 
 static void watch(struct monitoring_duty *m, int events)
@@ -146,8 +134,11 @@ static void read_results(struct monitoring_duty *m)
         }
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY &&
-            !m->error)
-            m->error = one_line(PQresultErrorMessage(res));
+            !m->error) {
+            char err[512];
+            backup_pq_error(m->conn, res, err, sizeof err);
+            m->error = xstrdup(err);
+        }
         PQclear(res);
     }
 }

@@ -8,7 +8,8 @@
  *   agent's restarts since the pod started (citus_init_agent_restarts_total, PID 1's count)
  *   and this agent's start (citus_init_agent_start_time_seconds);
  * - GET /patroni/metrics: the local Patroni's GET /metrics as it is (status, body, content
- *   type), over the REST API settings the leader watch uses; 503 with one line of text when
+ *   type), over the REST API settings the leader watch uses; a connection that fails before
+ *   any answer is tried once more within the time left; 503 with one line of text when
  *   Patroni does not answer within METRICS_PATRONI_TIMEOUT_MS;
  * - any other path 404, any other method 405; one request per connection (closed after the
  *   answer), at most METRICS_REQUEST_MAX bytes of request head, read and written within

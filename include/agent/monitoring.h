@@ -5,7 +5,9 @@
  * helm/citus-cluster/files/monitoring/monitoring-role.sql, embedded at build time
  * (monitoring_role_sql), in CITUS_DATABASE over the local socket as the superuser, and again
  * whenever the backups created citus_init's tables (so the grants on them exist). Every
- * statement of the file is idempotent. Non-blocking libpq on the agent's loop. A failure is a
+ * statement of the file is idempotent. With Citus an attempt fails (and is tried again) while
+ * the citus extension does not exist yet, so the grants on Citus' functions are never
+ * skipped. Non-blocking libpq on the agent's loop. A failure is a
  * warning with the error and is tried again (a backoff from MONITORING_RETRY_FIRST_S doubling
  * up to EXTENSIONS_RETRY_DELAY, at most EXTENSIONS_MAX_ATTEMPTS attempts per leadership); the
  * first success of a leadership logs msg="monitoring role ready". */

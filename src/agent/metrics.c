@@ -280,13 +280,29 @@ static size_t on_patroni_body(char *data, size_t size, size_t nmemb, void *userp
     return n;
 }
 
+/* Failures of the connection itself, before any answer: Patroni's REST API resets one
+ * now and then (also seen with curl alone), more often just after it reloaded its
+ * certificate. Worth a second try within the time left. */
+static bool connection_failed(CURLcode rc)
+{
+    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_SSL_CONNECT_ERROR ||
+           rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+}
+
 static void serve_patroni(struct metrics_server *m, int fd)
 {
     struct body b = {0};
     curl_easy_setopt(m->curl, CURLOPT_WRITEFUNCTION, on_patroni_body);
     curl_easy_setopt(m->curl, CURLOPT_WRITEDATA, &b);
     pthread_mutex_lock(&fork_guard);
+    double started = mono_ms();
     CURLcode rc = curl_easy_perform(m->curl);
+    double left = METRICS_PATRONI_TIMEOUT_MS - (mono_ms() - started);
+    if (connection_failed(rc) && b.len == 0 && left >= METRICS_PATRONI_TIMEOUT_MS / 2) {
+        curl_easy_setopt(m->curl, CURLOPT_TIMEOUT_MS, (long)left);
+        rc = curl_easy_perform(m->curl);
+        curl_easy_setopt(m->curl, CURLOPT_TIMEOUT_MS, METRICS_PATRONI_TIMEOUT_MS);
+    }
     long code = 0;
     char *type = NULL;
     if (rc == CURLE_OK) {

@@ -11,19 +11,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup.h" /* backup_pq_error */
 #include "fsprep.h"
 #include "log.h"
 #include "xalloc.h"
 
 /* One attempt (connect and the file) that takes longer than this is abandoned and retried. */
 #define ATTEMPT_TIMEOUT_S 60.0
-#define SESSION_OPTIONS "-c lock_timeout=10s -c statement_timeout=30s"
+/* log_min_error_statement: an expected failure (no citus yet) does not copy the whole file
+ * into PostgreSQL's log each time; the agent logs the error itself. */
+#define SESSION_OPTIONS "-c lock_timeout=10s -c statement_timeout=30s " \
+    "-c log_min_error_statement=panic"
+/* With Citus, first of the same message: Patroni creates the database and then the citus
+ * extension after the bootstrap, while it already reports a running primary. Run before
+ * citus exists, the file would skip the grant on citus_remote_connection_stats() and the
+ * role would not reach the workers; the error makes it a failed attempt, tried again. A
+ * multi-statement message runs as one transaction: nothing of the file is left half done. */
+#define CITUS_FIRST "DO $citus_init$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension " \
+    "WHERE extname = 'citus') THEN RAISE EXCEPTION 'the citus extension is not created yet'; " \
+    "END IF; END $citus_init$;\n"
 
 enum step { STEP_IDLE, STEP_CONNECTING, STEP_SENDING, STEP_READING };
 
 struct monitoring_duty {
     struct ev_loop *loop;
     const struct config *cfg;
+    char *sql;              /* what is sent: the file, with Citus after CITUS_FIRST */
     bool leader;
     bool ready_logged;      /* "monitoring role ready" said in this leadership */
     bool again;             /* asked to run again while a run was under way */
@@ -47,19 +60,6 @@ static void close_conn(struct monitoring_duty *m)
         PQfinish(m->conn);
     m->conn = NULL;
     m->step = STEP_IDLE;
-}
-
-/* libpq's message as one line. */
-static char *one_line(const char *msg)
-{
-    char *s = xstrdup(msg && *msg ? msg : "unknown error");
-    for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
-    size_t n = strlen(s);
-    while (n && s[n - 1] == ' ')
-        s[--n] = '\0';
-    return s;
 }
 
 static void attempt_done(struct monitoring_duty *m, const char *error)
@@ -104,9 +104,9 @@ static void attempt_done(struct monitoring_duty *m, const char *error)
 
 static void fail_conn(struct monitoring_duty *m)
 {
-    char *e = one_line(PQerrorMessage(m->conn));
-    attempt_done(m, e);
-    free(e);
+    char err[512];
+    backup_pq_error(m->conn, NULL, err, sizeof err);
+    attempt_done(m, err);
 }
 
 static void watch(struct monitoring_duty *m, int events)
@@ -134,8 +134,11 @@ static void read_results(struct monitoring_duty *m)
         }
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY &&
-            !m->error)
-            m->error = one_line(PQresultErrorMessage(res));
+            !m->error) {
+            char err[512];
+            backup_pq_error(m->conn, res, err, sizeof err);
+            m->error = xstrdup(err);
+        }
         PQclear(res);
     }
 }
@@ -159,7 +162,7 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         PQsetnonblocking(m->conn, 1);
-        if (!PQsendQuery(m->conn, monitoring_role_sql)) {
+        if (!PQsendQuery(m->conn, m->sql)) {
             fail_conn(m);
             return;
         }
@@ -248,6 +251,7 @@ struct monitoring_duty *monitoring_duty_start(struct ev_loop *loop, const struct
     m->loop = loop;
     m->cfg = cfg;
     m->delay = MONITORING_RETRY_FIRST_S;
+    m->sql = xasprintf("%s%s", cfg->citus_enabled ? CITUS_FIRST : "", monitoring_role_sql);
     ev_init(&m->io, on_io);
     m->io.data = m;
     ev_timer_init(&m->retry_timer, on_retry, 0., 0.);
@@ -286,5 +290,6 @@ void monitoring_duty_stop(struct monitoring_duty *m)
     ev_timer_stop(m->loop, &m->retry_timer);
     close_conn(m);
     free(m->error);
+    free(m->sql);
     free(m);
 }

@@ -69,6 +69,10 @@ struct backup_duty;
 struct backup_duty *backup_duty_start(struct ev_loop *loop, const struct config *cfg);
 /* This member became (true) or stopped being (false) its group's leader. */
 void backup_duty_leader(struct backup_duty *d, bool leader);
+/* Tell fn whenever a leader's setup worked: citus_init's tables exist now (the monitoring
+ * role's grants follow them). NULL d is fine. */
+typedef void (*backup_tables_fn)(void *ctx);
+void backup_duty_notify_tables(struct backup_duty *d, backup_tables_fn fn, void *ctx);
 /* Stop timers, TERM the workers (they are not waited for), free. NULL is fine. */
 void backup_duty_stop(struct backup_duty *d);
 

@@ -29,5 +29,9 @@ struct cert_watch;
 struct cert_watch *cert_watch_start(struct ev_loop *loop, const struct config *cfg,
                                     pid_t patroni);
 void cert_watch_stop(struct cert_watch *w);
+/* Tell fn after every look at the files (at start and after each change settled), whether
+ * the copies were replaced or not: the metrics read the certificates' expiry then. */
+typedef void (*cert_checked_fn)(void *ctx);
+void cert_watch_notify(struct cert_watch *w, cert_checked_fn fn, void *ctx);
 
 #endif

@@ -19,8 +19,8 @@ struct leader_watch;
 
 /* Start watching; cfg must outlive the watch. Returns NULL (after logging why) only when
  * the HTTP machinery cannot be set up. Does nothing useful (but returns a valid handle)
- * when this member can never own the extensions (a Citus worker group) and backups are
- * off. */
+ * when this member can never own the extensions (a Citus worker group) and backups and the
+ * monitoring role are off. */
 struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct config *cfg);
 /* Stop every watcher, cancel a run in progress, free. NULL is fine. */
 void leader_watch_stop(struct leader_watch *w);
@@ -60,6 +60,14 @@ static inline bool leader_owns_extensions(const struct config *cfg)
 /* The URL of path (e.g. "/config") on the local REST API: LISTEN_ADDRESS unless it is a
  * wildcard, else 127.0.0.1. Written into buf; returns buf. */
 char *leader_api_url(const struct config *cfg, const char *path, char *buf, size_t size);
+/* The options every request to the local REST API shares, on a libcurl easy handle
+ * (CURL *): url, no proxy, no signals, timeout_ms in all (connecting at most 1 s of it);
+ * with ca_file (RESTAPI_TLS: RUN_DIR/tls/ca.crt) https only and the certificate checked
+ * against that CA, its names not (the request goes to this member's own listen address,
+ * which the certificate need not name); else http only. */
+void leader_local_request_options(void *handle, const char *url, const char *ca_file,
+                                  long timeout_ms);
+
 /* leader_api_url(cfg, "/patroni", ...): where the role and state are asked. */
 char *leader_patroni_url(const struct config *cfg, char *buf, size_t size);
 

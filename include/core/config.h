@@ -159,6 +159,12 @@ struct config {
     /* backups and restore (docs/backups.md) */
     struct backup_config backup;
 
+    /* monitoring (docs/citus-init.md, Metrics and the monitoring role) */
+    int agent_metrics_port;  /* AGENT_METRICS_PORT: the agent's HTTP endpoint; 0 off */
+    char *monitoring_role;   /* MONITORING_ROLE: NULL off; else MONITORING_ROLE_NAME */
+    char *monitoring_os_user; /* MONITORING_OS_USER (default nobody): pg_ident maps it to the
+                               * role; NULL when MONITORING_ROLE is off */
+
     /* supervision and logs */
     int shutdown_deadline;
     int termination_grace_period;
@@ -192,6 +198,10 @@ void config_free(struct config *cfg);
  * decimal, min..max, default def), for commands that read only a few (`supervise`).
  * 0, or -1 with the problem in d. */
 int config_int_setting(const char *name, int def, int min, int max, int *out, struct diag *d);
+
+/* The role helm/citus-cluster/files/monitoring/monitoring-role.sql defines: the only value
+ * MONITORING_ROLE accepts (the agent runs that file as it is). */
+#define MONITORING_ROLE_NAME "citus_monitor"
 
 /* At most this many extensions in EXTENSIONS and EXTENSIONS_FILE together. */
 #define EXTENSIONS_MAX_COUNT 10000

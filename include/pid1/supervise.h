@@ -22,6 +22,8 @@
  *   handles them, so a stop during its start is never lost); its stdin is a pipe holding
  *   `input`, then EOF;
  *   PR_SET_PDEATHSIG makes it end with us when we are not PID 1;
+ * - each start's input may carry the main child's PID and the restart count (entries
+ *   main_pid_name and restarts_name), so the agent can export how often it was restarted;
  * - whenever it ends (any exit, any signal) the reason is logged and it is started again
  *   after a backoff: SUPERVISE_AGENT_BACKOFF_MIN seconds, doubled after each start that did
  *   not last SUPERVISE_AGENT_STABLE seconds, at most SUPERVISE_AGENT_BACKOFF_MAX. The main
@@ -51,6 +53,9 @@ struct supervise_agent {
     /* When not NULL, NAME=<the main child's PID> is added to the input (an entry like the
      * others: NUL-terminated). */
     const char *main_pid_name;
+    /* When not NULL, NAME=<restarts so far> is added too: how many times the agent was
+     * started again since supervise_run began (0 for the first start). */
+    const char *restarts_name;
 };
 
 struct supervise_opts {

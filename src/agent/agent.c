@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -15,6 +16,8 @@
 #include "input.h"
 #include "leader.h"
 #include "log.h"
+#include "metrics.h"
+#include "monitoring.h"
 
 /* More than the three passwords can ever need (each at most SECRET_MAX_BYTES). */
 #define AGENT_INPUT_MAX (256 * 1024)
@@ -89,10 +92,38 @@ static int read_stdin(char **out, size_t *len)
     return 0;
 }
 
-/* The leader watch's news for the backups. */
+/* The duties the leader watch tells of a change of leadership. */
+struct duties {
+    struct backup_duty *backups;
+    struct monitoring_duty *monitoring;
+    struct metrics_server *metrics;
+};
+
 static void on_leadership(bool leader, void *ctx)
 {
-    backup_duty_leader(ctx, leader);
+    struct duties *d = ctx;
+    backup_duty_leader(d->backups, leader);
+    monitoring_duty_leader(d->monitoring, leader);
+}
+
+/* The backups created citus_init's tables: the monitoring role's grants follow them. */
+static void on_tables_created(void *ctx)
+{
+    struct duties *d = ctx;
+    monitoring_duty_tables_created(d->monitoring);
+}
+
+static void on_certificates_checked(void *ctx)
+{
+    struct duties *d = ctx;
+    metrics_refresh_certificates(d->metrics);
+}
+
+/* AGENT_RESTARTS from PID 1's entries (never from the environment); 0 when absent. */
+static unsigned long restarts_from(const char *input, size_t len)
+{
+    const char *text = agent_input_value(input, len, "AGENT_RESTARTS");
+    return text ? strtoul(text, NULL, 10) : 0;
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -111,6 +142,8 @@ int agent_main(void)
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigprocmask(SIG_BLOCK, &stop, NULL);
+    struct timespec started;
+    clock_gettime(CLOCK_REALTIME, &started);
     if (isatty(STDIN_FILENO)) {
         log_error("agent: stdin is a terminal; expected the passwords from citus-init (PID 1), "
                   "which starts the agent itself", NULL);
@@ -127,6 +160,7 @@ int agent_main(void)
     const char *pid_text = agent_input_value(input, len, "PATRONI_PID");
     if (pid_text)
         patroni = (pid_t)strtol(pid_text, NULL, 10);
+    unsigned long restarts = restarts_from(input, len);
     struct config cfg;
     struct diag d;
     diag_init(&d);
@@ -156,22 +190,31 @@ int agent_main(void)
     ev_signal_start(loop, &stop_int);
     sigprocmask(SIG_UNBLOCK, &stop, NULL);
 
+    struct duties duties = {0};
+    /* first, so a scrape is answered while the rest starts */
+    duties.metrics = metrics_start(&cfg, restarts, started.tv_sec + started.tv_nsec / 1e9);
     struct leader_watch *watch = leader_watch_start(loop, &cfg);
     struct cert_watch *certs = watch ? cert_watch_start(loop, &cfg, patroni) : NULL;
-    struct backup_duty *backups = watch ? backup_duty_start(loop, &cfg) : NULL;
-    if (backups)
-        leader_watch_notify(watch, on_leadership, backups);
+    cert_watch_notify(certs, on_certificates_checked, &duties);
+    duties.backups = watch ? backup_duty_start(loop, &cfg) : NULL;
+    backup_duty_notify_tables(duties.backups, on_tables_created, &duties);
+    duties.monitoring = watch ? monitoring_duty_start(loop, &cfg) : NULL;
+    if (duties.backups || duties.monitoring)
+        leader_watch_notify(watch, on_leadership, &duties);
     if (!watch) {
         rc = 70;
     } else {
         log_info("agent started", "certificate_rotation", certs ? "watching" : "off", "backups",
-                 backups ? "on" : "off", NULL);
+                 duties.backups ? "on" : "off", "metrics", duties.metrics ? "on" : "off",
+                 "monitoring_role", cfg.monitoring_role ? cfg.monitoring_role : "off", NULL);
         ev_run(loop, 0);
         leader_watch_stop(watch);
-        backup_duty_stop(backups);
+        monitoring_duty_stop(duties.monitoring);
+        backup_duty_stop(duties.backups);
         cert_watch_stop(certs);
         rc = 0;
     }
+    metrics_stop(duties.metrics);
     ev_loop_destroy(loop);
     config_free(&cfg);
     return rc;

@@ -704,6 +704,8 @@ struct backup_duty {
     bool rp_pending;        /* a backup finished while a restore point was being made */
     struct worker backup;   /* the setup or a backup */
     struct worker rp;
+    backup_tables_fn on_tables;
+    void *on_tables_ctx;
 };
 
 static int work(const struct config *cfg, enum work_kind kind, enum backup_type type)
@@ -912,6 +914,8 @@ static void on_worker_exit(struct ev_loop *loop, ev_child *c, int revents)
     if (w->kind == WORK_PREPARE) {
         if (status == 0 || status == WORK_FIRST_FULL) {
             prepared(d, status == WORK_FIRST_FULL);
+            if (d->on_tables)
+                d->on_tables(d->on_tables_ctx);
             return;
         }
         char in[16];
@@ -928,6 +932,14 @@ static void on_worker_exit(struct ev_loop *loop, ev_child *c, int revents)
     } else if (d->rp_pending) {
         start_restore_point(d);
     }
+}
+
+void backup_duty_notify_tables(struct backup_duty *d, backup_tables_fn fn, void *ctx)
+{
+    if (!d)
+        return;
+    d->on_tables = fn;
+    d->on_tables_ctx = ctx;
 }
 
 struct backup_duty *backup_duty_start(struct ev_loop *loop, const struct config *cfg)

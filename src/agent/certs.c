@@ -38,6 +38,8 @@ struct cert_watch {
     ev_timer settle;
     char *path[N_FILES];
     char *copy[N_FILES];
+    cert_checked_fn on_checked;
+    void *on_checked_ctx;
 };
 
 /* Whether every source equals its copy (a missing or unreadable file counts as different). */
@@ -142,7 +144,18 @@ static void replace_copies(struct cert_watch *w)
 static void on_settled(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop, (void)revents;
-    replace_copies(t->data);
+    struct cert_watch *w = t->data;
+    replace_copies(w);
+    if (w->on_checked)
+        w->on_checked(w->on_checked_ctx);
+}
+
+void cert_watch_notify(struct cert_watch *w, cert_checked_fn fn, void *ctx)
+{
+    if (!w)
+        return;
+    w->on_checked = fn;
+    w->on_checked_ctx = ctx;
 }
 
 static void on_change(struct ev_loop *loop, ev_stat *st, int revents)

@@ -91,25 +91,29 @@ struct leader_watch {
     char *ca_file;          /* RESTAPI_TLS: the CA the REST API's certificate is checked against */
 };
 
-/* Options every request to the local REST API shares. With RESTAPI_TLS the certificate must
- * be issued by the pod's CA; its names are not checked: the request goes to this member's
- * own listen address, which the certificate need not name. */
-static void setup_request(struct leader_watch *w, CURL *h, const char *url, long timeout_ms)
+void leader_local_request_options(void *handle, const char *url, const char *ca_file,
+                                  long timeout_ms)
 {
+    CURL *h = handle;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* never a proxy from the environment */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 1000 ? timeout_ms : 1000L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    if (w->ca_file) {
+    if (ca_file) {
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-        curl_easy_setopt(h, CURLOPT_CAINFO, w->ca_file);
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
         curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     } else {
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
     }
+}
+
+static void setup_request(struct leader_watch *w, CURL *h, const char *url, long timeout_ms)
+{
+    leader_local_request_options(h, url, w->ca_file, timeout_ms);
 }
 
 /* ------------------------------------------------------------------ pure helpers */
@@ -622,9 +626,11 @@ struct leader_watch *leader_watch_start(struct ev_loop *loop, const struct confi
     /* The coordinator's leader (every leader without Citus) always has duties: the
      * application role, the extensions, the early HA cycles. */
     w->owns_extensions = leader_owns_extensions(cfg);
-    w->active = w->owns_extensions || cfg->backup.repo != BACKUP_REPO_NONE;
+    w->active = w->owns_extensions || cfg->backup.repo != BACKUP_REPO_NONE ||
+                cfg->monitoring_role;
     if (!w->active) {
-        log_debug("leader watch idle: this member never creates extensions and backups are off",
+        log_debug("leader watch idle: this member never creates extensions, backups and the "
+                  "monitoring role are off",
                   "citus_group", cfg->citus_enabled ? "worker" : "-", NULL);
         return w;
     }

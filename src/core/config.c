@@ -985,6 +985,55 @@ static void load_app_role(struct loader *ld, struct config *cfg, const char *sec
                                     "APP_PASSWORD", "application role's password");
 }
 
+/* AGENT_METRICS_PORT, MONITORING_ROLE, MONITORING_OS_USER (after load_postgres and the
+ * user names: the port is compared with PG_PORT and PATRONI_API_PORT, the OS user with
+ * RUN_AS_USER). */
+static void load_monitoring(struct loader *ld, struct config *cfg)
+{
+    char b[SHOW_MAX];
+    if (take_int_ranged(ld, "AGENT_METRICS_PORT", 0, 1, 65535, true, &cfg->agent_metrics_port) &&
+        cfg->agent_metrics_port) {
+        if (ld->pg_port_ok && cfg->agent_metrics_port == cfg->pg_port)
+            diag_error(ld->d, "AGENT_METRICS_PORT: %d is also PG_PORT; expected a port of its "
+                       "own for the agent's metrics", cfg->agent_metrics_port);
+        else if (cfg->agent_metrics_port == cfg->api_port)
+            diag_error(ld->d, "AGENT_METRICS_PORT: %d is also PATRONI_API_PORT; expected a port "
+                       "of its own for the agent's metrics", cfg->agent_metrics_port);
+    }
+    /* A pg_ident line maps the OS user to the role: whoever runs as RUN_AS_USER or root is
+     * the superuser already, and the exporter's user must log in as the monitoring role only. */
+    char *os_user = take_str(ld, "MONITORING_OS_USER", "nobody");
+    if (os_user && !is_user_name(os_user)) {
+        diag_error(ld->d, "MONITORING_OS_USER: \"%s\" is not a valid user name; expected "
+                   "letters, digits, '_', '-' and '.', at most 32 characters", show(b, os_user));
+    } else if (os_user && (strcmp(os_user, "root") == 0 ||
+                           (cfg->run_as_user && strcmp(os_user, cfg->run_as_user) == 0))) {
+        diag_error(ld->d, "MONITORING_OS_USER: \"%s\" is also %s; expected an OS user of its "
+                   "own (default nobody) that logs in as MONITORING_ROLE only", show(b, os_user),
+                   strcmp(os_user, "root") == 0 ? "root" : "RUN_AS_USER");
+    }
+    cfg->monitoring_role = take_str(ld, "MONITORING_ROLE", NULL);
+    if (!cfg->monitoring_role) {
+        free(os_user);
+        return;
+    }
+    cfg->monitoring_os_user = os_user;
+    if (strcmp(cfg->monitoring_role, MONITORING_ROLE_NAME) != 0) {
+        diag_error(ld->d, "MONITORING_ROLE: \"%s\" is not supported; expected %s (the role "
+                   "monitoring-role.sql defines) or empty (off)", show(b, cfg->monitoring_role),
+                   MONITORING_ROLE_NAME);
+        return;
+    }
+    const char *others[] = {cfg->superuser_username, cfg->replication_username,
+                            cfg->app_username};
+    static const char *const other_names[] = {"SUPERUSER_USERNAME", "REPLICATION_USERNAME",
+                                              "APP_USERNAME"};
+    for (size_t i = 0; i < 3; i++)
+        if (others[i] && strcmp(cfg->monitoring_role, others[i]) == 0)
+            diag_error(ld->d, "MONITORING_ROLE: \"%s\" is also %s; expected a role of its own "
+                       "for monitoring", show(b, cfg->monitoring_role), other_names[i]);
+}
+
 static void load_extensions(struct loader *ld, struct config *cfg)
 {
     char *inline_list = take_str(ld, "EXTENSIONS", NULL);
@@ -1540,8 +1589,10 @@ static int load_all(struct config *cfg, enum config_purpose purpose, struct load
 
     load_tls(&ld, cfg);
     load_extensions(&ld, cfg);
-    if (purpose == CONFIG_POD)
+    if (purpose == CONFIG_POD) {
         load_backup(&ld, cfg);
+        load_monitoring(&ld, cfg);
+    }
 
     if (purpose == CONFIG_POD) {
         bool ok = take_int(&ld, "SHUTDOWN_DEADLINE", 25, 1, INT_MAX, &cfg->shutdown_deadline);
@@ -1567,6 +1618,7 @@ void config_free(struct config *cfg)
         &cfg->run_dir, &cfg->patroni_command, &cfg->superuser_username,
         &cfg->replication_username, &cfg->ssl_cert_dir, &cfg->extensions_file,
         &cfg->coordinator_host, &cfg->restapi_username, &cfg->app_username,
+        &cfg->monitoring_role, &cfg->monitoring_os_user,
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         free(*strings[i]);

@@ -308,7 +308,8 @@ int pod_run(char *const *cmd, const char *agent_exe)
     input = agent_input(&cfg, &input_len);
     struct supervise_agent agent = {.argv = agent_argv, .envp = env, .input = input,
                                     .input_len = input_len,
-                                    .main_pid_name = cmd ? NULL : "PATRONI_PID"};
+                                    .main_pid_name = cmd ? NULL : "PATRONI_PID",
+                                    .restarts_name = "AGENT_RESTARTS"};
     struct supervise_opts opts = {
         .argv = cmd ? cmd : patroni_argv,
         .envp = env,

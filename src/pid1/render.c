@@ -494,6 +494,9 @@ static void emit_hba(struct emitter *em, const struct config *cfg)
     kv_seq(em, "pg_ident");
     str_owned(em, fmt("local root %s", cfg->superuser_username));
     str_owned(em, fmt("local %s %s", cfg->run_as_user, cfg->superuser_username));
+    /* the exporter's OS user, as the monitoring role only (the local line above applies) */
+    if (cfg->monitoring_role)
+        str_owned(em, fmt("local %s %s", cfg->monitoring_os_user, cfg->monitoring_role));
     seq_end(em);
 }
 

@@ -319,21 +319,26 @@ static pid_t spawn(char *const *argv, char *const *envp, const struct supervise_
 static void agent_start(struct supervisor *s)
 {
     const struct supervise_agent *a = s->o->agent;
-    struct supervise_agent with_pid = *a;
+    struct supervise_agent with_extra = *a;
     char *input = NULL;
-    if (a->main_pid_name) {
-        char entry[96];
-        int n = snprintf(entry, sizeof entry, "%s=%d", a->main_pid_name, (int)s->child);
-        input = xmalloc(a->input_len + (size_t)n + 1);
+    if (a->main_pid_name || a->restarts_name) {
+        char entries[192];
+        int n = 0;
+        if (a->main_pid_name)
+            n += snprintf(entries, sizeof entries, "%s=%d", a->main_pid_name, (int)s->child) + 1;
+        if (a->restarts_name)
+            n += snprintf(entries + n, sizeof entries - (size_t)n, "%s=%u", a->restarts_name,
+                          s->agent_restarts) + 1;
+        input = xmalloc(a->input_len + (size_t)n);
         memcpy(input, a->input, a->input_len);
-        memcpy(input + a->input_len, entry, (size_t)n + 1);
-        with_pid.input = input;
-        with_pid.input_len = a->input_len + (size_t)n + 1;
+        memcpy(input + a->input_len, entries, (size_t)n);
+        with_extra.input = input;
+        with_extra.input_len = a->input_len + (size_t)n;
     }
     int exec_errno;
-    pid_t pid = spawn(a->argv, a->envp, &with_pid, &exec_errno);
+    pid_t pid = spawn(a->argv, a->envp, &with_extra, &exec_errno);
     if (input) {
-        explicit_bzero(input, with_pid.input_len);
+        explicit_bzero(input, with_extra.input_len);
         free(input);
     }
     if (pid < 0) {

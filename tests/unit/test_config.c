@@ -393,6 +393,104 @@ static void app_role(void **state)
     assert_true(strstr(f->d.items[0].message, "APP_PASSWORD") != NULL);
 }
 
+static void agent_metrics_port(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_int_equal(f->cfg.agent_metrics_port, 0); /* off by default */
+    set("AGENT_METRICS_PORT", "9188");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_int_equal(f->cfg.agent_metrics_port, 9188);
+    set("AGENT_METRICS_PORT", "0");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_int_equal(f->cfg.agent_metrics_port, 0);
+    set("AGENT_METRICS_PORT", "65536");
+    assert_only_error("AGENT_METRICS_PORT: \"65536\" is out of range; expected 0 (off) or an "
+                      "integer from 1 to 65535");
+    set("AGENT_METRICS_PORT", "-1");
+    assert_only_error("AGENT_METRICS_PORT: \"-1\" is out of range; expected 0 (off) or an "
+                      "integer from 1 to 65535");
+    set("AGENT_METRICS_PORT", "http");
+    assert_only_error("AGENT_METRICS_PORT: \"http\" is not a number; expected 0 (off) or an "
+                      "integer from 1 to 65535");
+    set("AGENT_METRICS_PORT", "09188");
+    assert_only_error("AGENT_METRICS_PORT: \"09188\" is not a plain decimal number (no '+', no "
+                      "leading zeros); expected 0 (off) or an integer from 1 to 65535");
+    set("AGENT_METRICS_PORT", "5432");
+    assert_only_error("AGENT_METRICS_PORT: 5432 is also PG_PORT; expected a port of its own for "
+                      "the agent's metrics");
+    set("AGENT_METRICS_PORT", "8008");
+    assert_only_error("AGENT_METRICS_PORT: 8008 is also PATRONI_API_PORT; expected a port of its "
+                      "own for the agent's metrics");
+    set("PATRONI_API_PORT", "9188");
+    set("AGENT_METRICS_PORT", "9188");
+    assert_only_error("AGENT_METRICS_PORT: 9188 is also PATRONI_API_PORT; expected a port of its "
+                      "own for the agent's metrics");
+    /* the port compared is the one configured, not the default */
+    set("PG_PORT", "5433");
+    set("PATRONI_API_PORT", "8009");
+    set("AGENT_METRICS_PORT", "8008");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    set("AGENT_METRICS_PORT", "5432");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+}
+
+static void monitoring_role(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_null(f->cfg.monitoring_role); /* off by default */
+    assert_null(f->cfg.monitoring_os_user);
+    set("MONITORING_ROLE", "citus_monitor");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_string_equal(f->cfg.monitoring_role, "citus_monitor");
+    assert_string_equal(f->cfg.monitoring_os_user, "nobody");
+    set("MONITORING_OS_USER", "exporter");
+    assert_int_equal(load(f, CONFIG_POD), 0);
+    assert_string_equal(f->cfg.monitoring_os_user, "exporter");
+    unset("MONITORING_OS_USER");
+
+    set("MONITORING_ROLE", "monitor");
+    assert_only_error("MONITORING_ROLE: \"monitor\" is not supported; expected citus_monitor "
+                      "(the role monitoring-role.sql defines) or empty (off)");
+    set("MONITORING_ROLE", "citus_monitor; DROP ROLE postgres");
+    assert_only_error("MONITORING_ROLE: \"citus_monitor; DROP ROLE postgres\" is not "
+                      "supported; expected citus_monitor (the role monitoring-role.sql defines) "
+                      "or empty (off)");
+    set("MONITORING_ROLE", "citus_monitor");
+    set("SUPERUSER_USERNAME", "citus_monitor");
+    assert_only_error("MONITORING_ROLE: \"citus_monitor\" is also SUPERUSER_USERNAME; expected "
+                      "a role of its own for monitoring");
+    unset("SUPERUSER_USERNAME");
+    set("APP_USERNAME", "citus_monitor");
+    set("APP_PASSWORD", "envpass");
+    assert_int_equal(load(f, CONFIG_POD), -1);
+    assert_error("MONITORING_ROLE: \"citus_monitor\" is also APP_USERNAME; expected a role of "
+                 "its own for monitoring");
+    unset("APP_USERNAME");
+    unset("APP_PASSWORD");
+
+    set("MONITORING_OS_USER", "root");
+    assert_only_error("MONITORING_OS_USER: \"root\" is also root; expected an OS user of its "
+                      "own (default nobody) that logs in as MONITORING_ROLE only");
+    set("MONITORING_OS_USER", "postgres");
+    assert_only_error("MONITORING_OS_USER: \"postgres\" is also RUN_AS_USER; expected an OS "
+                      "user of its own (default nobody) that logs in as MONITORING_ROLE only");
+    set("MONITORING_OS_USER", "no body");
+    assert_only_error("MONITORING_OS_USER: \"no body\" is not a valid user name; expected "
+                      "letters, digits, '_', '-' and '.', at most 32 characters");
+    set("MONITORING_OS_USER", "nobody\nlocal all postgres");
+    assert_int_equal(load(f, CONFIG_POD), -1);
+    assert_int_equal(f->d.count, 1);
+    assert_true(strstr(f->d.items[0].message, "MONITORING_OS_USER: ") != NULL);
+    assert_true(strstr(f->d.items[0].message, "is not a valid user name") != NULL);
+    /* checked also while the role is off: a typo does not wait for the day it is switched on */
+    unset("MONITORING_ROLE");
+    set("MONITORING_OS_USER", "-x");
+    assert_only_error("MONITORING_OS_USER: \"-x\" is not a valid user name; expected letters, "
+                      "digits, '_', '-' and '.', at most 32 characters");
+}
+
 static void client_cert_without_ssl(void **state)
 {
     struct fixture *f = *state;
@@ -1225,6 +1323,8 @@ int main(void)
         T(bad_boolean),
         T(synchronous_and_failsafe_modes),
         T(app_role),
+        T(agent_metrics_port),
+        T(monitoring_role),
         T(client_cert_without_ssl),
         T(restapi_tls_needs_ssl),
         T(restapi_tls_can_be_turned_off),

@@ -217,6 +217,28 @@ static void etcd_without_tls(void **state)
     assert_str(f, "postgresql/pg_ident/1", "local postgres postgres");
 }
 
+/* MONITORING_ROLE: one more pg_ident line, no new pg_hba line (local all all peer map=local
+ * covers it). */
+static void monitoring_role_ident(void **state)
+{
+    struct fixture *f = *state;
+    set("MONITORING_ROLE", "citus_monitor");
+    render(f, false);
+    assert_int_equal(seq_len(f, "postgresql/pg_hba"), 4);
+    assert_str(f, "postgresql/pg_hba/0", "local all all peer map=local");
+    assert_int_equal(seq_len(f, "postgresql/pg_ident"), 3);
+    assert_str(f, "postgresql/pg_ident/0", "local root postgres");
+    assert_str(f, "postgresql/pg_ident/1", "local postgres postgres");
+    assert_str(f, "postgresql/pg_ident/2", "local nobody citus_monitor");
+    set("MONITORING_OS_USER", "exporter");
+    render(f, false);
+    assert_int_equal(seq_len(f, "postgresql/pg_ident"), 3);
+    assert_str(f, "postgresql/pg_ident/2", "local exporter citus_monitor");
+    fake_env_unset(&f->env, "MONITORING_ROLE"); /* off: the user is not mapped */
+    render(f, false);
+    assert_int_equal(seq_len(f, "postgresql/pg_ident"), 2);
+}
+
 static void kubernetes_dcs(void **state)
 {
     struct fixture *f = *state;
@@ -676,6 +698,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(etcd_without_tls),
+        T(monitoring_role_ident),
         T(kubernetes_dcs),
         T(tls_citus_and_partman),
         T(tls_without_client_cert),

@@ -15,11 +15,17 @@ run: citus-init as PID 1 (own PID and mount namespace), the chart's environment
     /etc/citus-init/backup       backup secret (ro)   run/s3/keys/<cluster> (s3.py)
     /etc/citus-init/s3-ca        the S3 server's CA   run/s3/ca
     /etc/citus-init/restore-source  the source's backup secret (ro), when restoring
+    /etc/postgres-exporter/queries.yaml  the exporter's queries (ro), with metrics
 
 Backups (docs/backups.md) go to one S3 server per run directory (s3.py: versitygw on
 127.0.9.1 for scripts/demo), every cluster into its own repository path /<cluster> of one
 bucket; spec.backup=False runs without (BACKUP_REPO=none). spec.restore_from/restore_target
 make a cluster that bootstraps every group from the source's stanzas.
+
+Metrics (spec.metrics, metrics.py): every pod also gets the agent's metrics port and the
+monitoring role (AGENT_METRICS_PORT, MONITORING_ROLE) and postgres_exporter as a second
+container (pod-launcher's containers/, in the pod's mount namespace, as nobody); the cluster
+gets a Prometheus on <subnet>.250:9090 scraping them, with the chart's alerting rules.
 
 Addresses: member i of group g is <subnet>.<10*g + i + 1>, etcd listens on <subnet>.254.
 Every pod has a DNS name <pod>.<cluster>-<g>-hl.<namespace>.svc.cluster.local, resolved
@@ -44,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import paths, procs, readiness, s3, tls
+from . import metrics, paths, procs, readiness, s3, tls
 
 SUPERUSER_KEY = "superuser-password"
 REPLICATION_KEY = "replication-password"
@@ -136,6 +142,7 @@ class ClusterSpec:
     s3_uri_style: str = "host"              # BACKUP_S3_URI_STYLE
     restore_from: Optional[str] = None      # RESTORE_FROM_CLUSTER (a cluster of run_root)
     restore_target: Optional[str] = None    # RESTORE_TARGET
+    metrics: bool = False                   # exporters, agent metrics, Prometheus (metrics.py)
 
     def citus_enabled(self) -> bool:
         """citus None: DEMO_CITUS decides (auto, the default: when Citus is installed)."""
@@ -164,6 +171,7 @@ class Pod:
         self.command = list(spec.command or [str(paths.citus_init_binary())])
         self.env = self._chart_env()
         self.volumes = self._chart_volumes()
+        self.containers = self._chart_containers()  # name -> metrics.exporter_container()
         self.popen: Optional[subprocess.Popen] = None
         self.launcher: Optional[tuple] = None  # (pid, start_ticks) of the launcher process
         self.pid1: Optional[tuple] = None      # (pid, start_ticks) of the pod's PID 1
@@ -220,8 +228,18 @@ class Pod:
         if self.owns_extensions():
             env["EXTENSIONS_FILE"] = f"{POD_EXTENSIONS}/extensions"
         env.update(self._backup_env())
+        if spec.metrics:
+            env.update(metrics.pod_env())
         env.update(spec.env)
         return env
+
+    def _chart_containers(self) -> dict:
+        """The pod's other containers: the exporter when metrics are on."""
+        if not self.cluster.spec.metrics:
+            return {}
+        log = self.cluster.dir / "logs" / f"{self.name}-{metrics.EXPORTER_CONTAINER}.log"
+        return {metrics.EXPORTER_CONTAINER: metrics.exporter_container(
+            self.ip, self.cluster.database, log)}
 
     def _backup_env(self) -> dict:
         """docs/backups.md: the cluster's own repository /<cluster> in the run directory's
@@ -258,7 +276,9 @@ class Pod:
             "/dev/shm": ("tmpfs", "-", "mode=1777,size=256m"),
             "/etc/hosts": ("bind", str(c.hosts_file), "ro"),
         } | ({POD_EXTENSIONS: ("bind", str(c.config_dir), "ro")} if self.owns_extensions()
-             else {}) | c.backup_volumes()
+             else {}) | c.backup_volumes() | (
+            {metrics.POD_EXPORTER_QUERIES: ("bind", str(metrics.QUERIES), "ro")}
+            if c.spec.metrics else {})
 
     # -- lifecycle ---------------------------------------------------------------------------
     def running(self) -> bool:
@@ -284,6 +304,16 @@ class Pod:
         atomic_write(self.dir / "env", "".join(f"{k}={v}\n" for k, v in self.env.items()))
         atomic_write(self.dir / "mounts", "".join(
             f"{kind} {src} {dst} {opts}\n" for dst, (kind, src, opts) in self.volumes.items()))
+        containers_dir = self.dir / "containers"
+        shutil.rmtree(containers_dir, ignore_errors=True)
+        if self.containers:
+            containers_dir.mkdir()
+            for name, container in self.containers.items():
+                try:
+                    text = metrics.container_file(container)
+                except metrics.MetricsError as e:
+                    raise ClusterError(f"{self.name}: container {name}: {e}") from None
+                atomic_write(containers_dir / name, text, 0o600)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.log_offset = log.tell()
@@ -303,21 +333,19 @@ class Pod:
         self.cluster.save_state()
 
     def find_pid1(self, timeout: float = 0) -> Optional[int]:
-        """Host PID of the pod's PID 1: the launcher's child in another PID namespace."""
+        """Host PID of the pod's PID 1: the launcher's descendant that is PID 1 of its own
+        PID namespace (its child, or its grandchild when the pod has other containers)."""
         if self.pid1 and procs.same_process(*self.pid1):
             return self.pid1[0]
         deadline = time.monotonic() + timeout
-        own_ns = os.readlink("/proc/self/ns/pid")
         while True:
             if not (self.launcher and procs.same_process(*self.launcher)):
                 return None  # the pod has already ended (or never started)
-            for child in procs.children(self.launcher[0]):
-                try:
-                    if os.readlink(f"/proc/{child.pid}/ns/pid") != own_ns:
-                        self.pid1 = (child.pid, child.start_ticks)
-                        return child.pid
-                except OSError:
-                    continue
+            for p in procs.descendants(self.launcher[0]):
+                ns_pids = procs.namespace_pids(p.pid)
+                if len(ns_pids) > 1 and ns_pids[-1] == 1:
+                    self.pid1 = (p.pid, p.start_ticks)
+                    return p.pid
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.05)
@@ -485,6 +513,8 @@ class Cluster:
         self.pgpass_file = self.dir / "pgpass"
         self.state_file = self.dir / "state.json"
         self.etcd = Etcd(self)
+        # started only with spec.metrics; stopped whenever state.json records it running
+        self.prometheus = metrics.Prometheus(self)
         # one S3 server per run directory, shared by its clusters (a restore reads the source's)
         self.s3 = (s3.S3Server(Path(spec.run_root) / "s3", spec.s3_ip) if spec.backup else None)
         self.new_cipher_pass = False  # prepare() generated this cluster's passphrase just now
@@ -520,6 +550,7 @@ class Cluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         state = {"etcd": self.etcd.proc,
                  "groups": {str(g): n for g, n in sorted(self.spec.groups.items())},
+                 "prometheus": self.prometheus.proc,
                  "pods": {n: {"launcher": p.launcher, "pid1": p.pid1, "log_offset": p.log_offset}
                           for n, p in self.pods.items() if p.launcher}}
         atomic_write(self.state_file, json.dumps(state, indent=1) + "\n", 0o600)
@@ -531,6 +562,8 @@ class Cluster:
             return
         if state.get("etcd"):
             self.etcd.proc = tuple(state["etcd"])
+        if state.get("prometheus"):
+            self.prometheus.proc = tuple(state["prometheus"])
         groups = {int(g): n for g, n in state.get("groups", {}).items()}
         if groups and groups != self.spec.groups:  # `workers N` changed the shape
             self.spec.groups = groups
@@ -641,6 +674,8 @@ class Cluster:
             except s3.S3Error as e:
                 raise ClusterError(f"the S3 server (backups): {e}") from None
         self.etcd.start()
+        if self.spec.metrics:
+            self.prometheus.start()  # before the pods: it sees them come up
         # all at once, like a StatefulSet with podManagementPolicy Parallel (the chart's)
         launched = [pod for pod in self.pods.values() if pod.launch()]
         for pod in launched:
@@ -656,6 +691,7 @@ class Cluster:
         for pod in self.pods.values():
             pod.stop()
         self.etcd.stop()
+        self.prometheus.stop()
         if self.dir.exists():
             self.save_state()
         if self.s3 is not None:

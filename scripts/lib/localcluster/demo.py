@@ -15,6 +15,7 @@
                                        rebalance --wait); removed groups (the highest) are
                                        drained first, then stopped, deleted and removed from
                                        pg_dist_node; a refused drain changes nothing
+    scripts/demo metrics               Prometheus' URL (it scrapes every pod, rules loaded)
     scripts/demo down [--purge]        stop everything started; --purge also deletes the data
                                        and the cluster's backups
     scripts/demo --cluster NAME CMD    any of these for the cluster NAME (default citusdemo)
@@ -24,6 +25,9 @@ the mode of a new cluster; without Citus each group is its own Patroni HA cluste
 <name>-<group>) whose leader creates the extensions. DEMO_BACKUP=false starts a new cluster
 without backups (default: WAL archiving and backups to the local S3 server). Both are
 recorded with the cluster (run/<name>/cluster.json), as are its addresses.
+DEMO_METRICS=false starts the cluster without metrics (default: every pod runs
+postgres_exporter and serves citus-init's metrics, and Prometheus scrapes them); up decides
+it whenever the cluster's pods are not running, and records it.
 """
 import json
 import os
@@ -31,7 +35,7 @@ import re
 import sys
 import time
 
-from . import paths, s3
+from . import metrics, paths, s3
 from .cluster import Cluster, ClusterError, ClusterSpec, atomic_write
 
 USAGE = __doc__.split("\n\n", 1)[1]
@@ -102,11 +106,25 @@ def backup_setting() -> bool:
     return raw == "true"
 
 
+METRICS_VAR = "DEMO_METRICS"
+
+
+def metrics_setting():
+    """DEMO_METRICS: True (the default, also when unset or empty) or False."""
+    raw = os.environ.get(METRICS_VAR, "")
+    value = raw.strip().lower() or "true"
+    if value not in ("true", "false"):
+        raise ClusterError(f"{METRICS_VAR}={raw!r} is not understood; expected true (the "
+                           "default: exporters and Prometheus) or false")
+    return value == "true"
+
+
 def spec_for(name: str, rec: dict) -> ClusterSpec:
     groups = {int(g): n for g, n in rec.get("groups", {}).items()} or ClusterSpec().groups
     return ClusterSpec(name=name, subnet=rec["subnet"], groups=groups, citus=rec["citus"],
                        backup=rec.get("backup", True), restore_from=rec.get("restore_from"),
-                       restore_target=rec.get("restore_target"))
+                       restore_target=rec.get("restore_target"),
+                       metrics=rec.get("metrics", False))
 
 
 def record(cluster: Cluster) -> None:
@@ -115,7 +133,8 @@ def record(cluster: Cluster) -> None:
     os.chmod(cluster.dir, 0o700)
     rec = {"citus": spec.citus, "subnet": spec.subnet,
            "groups": {str(g): n for g, n in sorted(spec.groups.items())}, "backup": spec.backup,
-           "restore_from": spec.restore_from, "restore_target": spec.restore_target}
+           "restore_from": spec.restore_from, "restore_target": spec.restore_target,
+           "metrics": spec.metrics}
     atomic_write(cluster.dir / SPEC_FILE, json.dumps(rec, indent=1) + "\n", 0o600)
     (cluster.dir / MODE_FILE).unlink(missing_ok=True)
 
@@ -148,7 +167,28 @@ def demo_cluster(name: str, cmd: str) -> tuple:
                                f"scripts/demo --cluster {name} up")
         rec = {"subnet": free_subnet(name), "backup": backup_setting()}
     rec = dict(rec, citus=enabled)
+    if cmd == "up":
+        rec["metrics"] = metrics_for_up(name, rec)
+    else:
+        metrics_setting()  # a value that is not understood is an error for every command
     return Cluster(spec_for(name, rec)), why
+
+
+def metrics_for_up(name: str, rec: dict) -> bool:
+    """DEMO_METRICS decides while none of the cluster's pods runs (their environment and
+    containers are set when they start); a running cluster keeps what it runs with, and
+    DEMO_METRICS set to the other value then is an error."""
+    wanted = metrics_setting()
+    running = Cluster(spec_for(name, dict(rec, metrics=rec.get("metrics", False))))
+    if not any(p.running() for p in running.pods.values()):
+        return wanted
+    have = rec.get("metrics", False)
+    if os.environ.get(METRICS_VAR, "").strip() and wanted != have:
+        raise ClusterError(
+            f"{name} runs {'with' if have else 'without'} metrics; {METRICS_VAR}="
+            f"{str(wanted).lower()} takes effect when its pods start: scripts/demo"
+            f"{'' if name == DEFAULT_NAME else ' --cluster ' + name} down first")
+    return have
 
 
 def mode_text(enabled: bool, spec: ClusterSpec) -> str:
@@ -169,6 +209,17 @@ def backup_text(cluster: Cluster) -> str:
         text += (f"; restored from {cluster.spec.restore_from} "
                  f"(RESTORE_TARGET={cluster.spec.restore_target})")
     return text
+
+
+def metrics_text(cluster: Cluster) -> str:
+    if not cluster.spec.metrics:
+        return (f"metrics off ({METRICS_VAR}=false when it was started; scripts/demo"
+                f"{cluster_flag(cluster)} down, then up without it turns them on)")
+    prom = cluster.prometheus
+    return (f"Prometheus {prom.url} ({'running' if prom.running() else 'stopped'}), scraping "
+            f"every pod's exporter (:{metrics.EXPORTER_PORT}), Patroni and citus-init "
+            f"(:{metrics.AGENT_PORT}) every {metrics.SCRAPE_INTERVAL}, alerts at "
+            f"{prom.url}/alerts")
 
 
 def print_table(rows: list, out=sys.stdout) -> None:
@@ -264,6 +315,8 @@ def print_connect(cluster: Cluster) -> None:
         print(f"   or:    PGPASSFILE={rel(cluster.pgpass_file)} psql 'host={leader.dns_name} "
               f"hostaddr={leader.ip} dbname={cluster.database} user=postgres{ssl}'")
     print(f"Status:   scripts/demo{flag} status       Stop: scripts/demo{flag} down [--purge]")
+    if cluster.spec.metrics:
+        print(f"Metrics:  {cluster.prometheus.url}   (scripts/demo{flag} metrics)")
     if cluster.s3 is not None:
         print(f"Backups:  scripts/demo{flag} backup       scripts/demo{flag} restore-points    "
               f"scripts/demo{flag} restore TARGET [--as NAME]   (docs/backups.md)")
@@ -279,6 +332,7 @@ def cmd_up(cluster: Cluster, why: str) -> int:
     check_binary()
     say(f"{why}: {mode_text(cluster.spec.citus, cluster.spec)}")
     say(backup_text(cluster))
+    say(metrics_text(cluster))
     record(cluster)
     ok = start_and_wait(cluster)
     print_connect(cluster)
@@ -295,7 +349,25 @@ def cmd_status(cluster: Cluster, why: str) -> int:
     print(f"backups: {backup_text(cluster)}"
           + ("" if cluster.s3 is None else
              f"; S3 server {'running' if cluster.s3.running() else 'stopped'}"))
+    print(f"metrics: {metrics_text(cluster)}")
     print_table(cluster.status_rows())
+    return 0
+
+
+def cmd_metrics(cluster: Cluster, args: list) -> int:
+    """Prometheus' URL on stdout (the only line), so $(scripts/demo metrics) is the URL."""
+    if args:
+        err(f"metrics: unknown argument {args[0]!r}")
+        return 2
+    if not cluster.spec.metrics:
+        err(f"{cluster.spec.name}: {metrics_text(cluster)}")
+        return 1
+    print(cluster.prometheus.url)
+    if not cluster.prometheus.running():
+        err(f"Prometheus of {cluster.spec.name} is not running: scripts/demo"
+            f"{cluster_flag(cluster)} up starts it")
+        return 1
+    err(metrics_text(cluster))
     return 0
 
 
@@ -316,7 +388,8 @@ def cmd_down(cluster: Cluster, args: list) -> int:
         err(f"down: unknown argument {unknown[0]!r}; expected only --purge")
         return 2
     running = [p.name for p in cluster.pods.values() if p.running()]
-    say(f"stopping {len(running)} pods (SIGTERM to each PID 1) and etcd"
+    say(f"stopping {len(running)} pods (SIGTERM to each PID 1), etcd"
+        + (", Prometheus" if cluster.prometheus.running() else "")
         + (" (and the S3 server when no other cluster uses it)" if cluster.s3 else ""))
     cluster.stop(purge=purge)
     if purge:
@@ -528,7 +601,7 @@ def cmd_restore(source: Cluster, args: list) -> int:
         subnet = free_subnet(new_name)
     spec = ClusterSpec(name=new_name, subnet=subnet, groups=dict(source.spec.groups),
                        citus=source.spec.citus, backup=True, restore_from=name,
-                       restore_target=target)
+                       restore_target=target, metrics=metrics_setting())
     restored = Cluster(spec)
     say(f"restoring {name} to {target} as {new_name} ({subnet}.x): every group bootstraps from "
         f"its stanza {name}-<group>, then archives into {new_name}-<group>")
@@ -565,8 +638,8 @@ def main(argv: list) -> int:
         if cmd == "status" and not args:
             return cmd_status(cluster, why)
         commands = {"psql": cmd_psql, "down": cmd_down, "backup": cmd_backup,
-                    "restore-points": cmd_restore_points, "restore": cmd_restore,
-                    "workers": cmd_workers}
+                    "metrics": cmd_metrics, "workers": cmd_workers,
+                    "restore-points": cmd_restore_points, "restore": cmd_restore}
         if cmd in commands:
             return commands[cmd](cluster, args)
     except (ClusterError, s3.S3Error) as e:

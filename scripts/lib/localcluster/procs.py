@@ -68,6 +68,19 @@ def cmdline(pid: int) -> list:
         return []
 
 
+def namespace_pids(pid: int) -> list:
+    """The process's PID in each PID namespace it is in, outermost first (NSpid); [] when
+    it is gone. [..., 1] is PID 1 of its innermost namespace."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return [int(x) for x in line.split()[1:]]
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return []
+
+
 def same_process(pid: int, start_ticks: int) -> bool:
     """True while pid is alive (not a zombie) and is the process that had start_ticks."""
     p = read_proc(pid)

@@ -7,8 +7,10 @@ in as citus_monitor and as nothing else. Citus when installed (a coordinator and
 else one member without Citus."""
 import calendar
 import http.client
+import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import time
@@ -17,6 +19,7 @@ import pytest
 from cryptography import x509
 
 from harness import cluster
+from test_agent import members as members_of
 from test_backup_agent import AGENT_WAIT, backup_env, wait_log
 
 CITUS, CITUS_WHY = cluster.paths.citus_mode()
@@ -253,3 +256,22 @@ def test_metrics_and_monitoring_role_on_every_primary(monitored):
           f"/patroni/metrics median {statistics.median(took_p):.2f} ms, max "
           f"{max(took_p):.0f} ms (20 requests each), pass-through statuses {statuses}")
     assert 200 in statuses
+
+    # Patroni hanging (stopped): the pass-through gives up with a 503 instead of hanging, and
+    # /metrics is answered meanwhile; Patroni goes on when continued (well within its TTL)
+    patroni = members_of(pod)["patroni"]
+    os.kill(patroni.pid, signal.SIGSTOP)
+    try:
+        t0 = time.perf_counter()
+        status, _, text = get(pod, "/patroni/metrics", timeout=10)
+        hung_ms = (time.perf_counter() - t0) * 1000
+        t0 = time.perf_counter()
+        assert get(pod, "/metrics")[0] == 200
+        own_ms = (time.perf_counter() - t0) * 1000
+    finally:
+        os.kill(patroni.pid, signal.SIGCONT)
+    assert status == 503 and "Timeout was reached" in text, text
+    print(f"FIGURE with Patroni stopped: /patroni/metrics 503 after {hung_ms:.0f} ms, "
+          f"/metrics {own_ms:.2f} ms")
+    cluster.wait_for(lambda: get(pod, "/patroni/metrics")[0] == 200, SECONDS,
+                     what="Patroni answering again")

@@ -238,10 +238,7 @@ def contract_variables():
 def test_every_variable_is_in_the_contract():
     """The chart speaks only docs/citus-init.md (plus Patroni's own PATRONI_* and libpq's
     PG* client settings, which the contract passes through)."""
-    # The agent's metrics variables are documented in docs/citus-init.md by the branch that
-    # builds the agent's side (issue #17); drop this set once both are merged.
-    agent_metrics = {"AGENT_METRICS_PORT", "MONITORING_ROLE", "MONITORING_OS_USER"}
-    documented = contract_variables() | {"PATRONICTL_CONFIG_FILE"} | agent_metrics
+    documented = contract_variables() | {"PATRONICTL_CONFIG_FILE"}
     r = render(files=[os.path.join(ROOT, "examples", "production-values.yaml")])
     for obj in r.all("StatefulSet") + r.all("Job"):
         for name in env(obj):

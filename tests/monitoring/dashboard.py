@@ -34,6 +34,11 @@ NEEDS_BACKUPS = {
     "Newest restore point",
     "Last successful backup per group",
 }
+# Panels fed by citus-init's agent (its metrics endpoint): only where pods run citus-init.
+NEEDS_AGENT = {
+    "Certificate expiry",
+    "Agent restarts",
+}
 METRIC = re.compile(r'\b([a-z_][a-z0-9_]*)\s*(?=\{|\[)')
 FUNCTIONS = {"rate", "increase", "sum", "max", "min", "count", "avg", "by", "on", "group_right",
              "group_left", "clamp_min", "vector", "time", "and", "or", "unless"}

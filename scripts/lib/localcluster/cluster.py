@@ -722,6 +722,8 @@ class Cluster:
         launched = [p for p in self.pods.values() if p.group in groups and p.launch()]
         for pod in launched:
             pod.await_pid1()
+        if self.spec.metrics:
+            self.prometheus.start()  # the new pods' targets (a reload)
         self.save_state()
 
     def delete_worker_group(self, group: int) -> None:
@@ -741,6 +743,8 @@ class Cluster:
         del self.spec.groups[group]
         self._make_pods()
         self.write_hosts()
+        if self.spec.metrics and self.prometheus.running():
+            self.prometheus.start()  # without the deleted pods' targets (a reload)
         self.save_state()
 
     def run_tool(self, args: list, group: int = 0, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -70,11 +70,19 @@ size_t extensions_edit_distance(const char *a, const char *b);
 size_t extensions_closest(const char *name, const char *const *candidates, size_t n,
                           const char **out, size_t k);
 
-/* libpq parameters that reach COORDINATOR_HOST as the Job does (host, and with SSL_ENABLED
- * sslmode and sslrootcert, written into rootcert): appended to keys/vals from index n (room
- * for 3 more); returns the new count. */
-int coordinator_conn_params(const struct config *cfg, const char **keys, const char **vals,
-                            int n, char *rootcert, size_t size);
+/* The superuser's libpq parameters, NULL-terminated in keys/vals: the local socket
+ * /var/run/postgresql (tcp false; peer authentication) or COORDINATOR_HOST as the Job reaches
+ * it (tcp true: with SSL_ENABLED sslmode and sslrootcert), then port, user, password (when
+ * set), dbname, application_name, options and, when not NULL, connect_timeout. The strings
+ * are cfg's, the arguments' or p's own: p must outlive the connection attempt's start. */
+struct conn_params {
+    const char *keys[16], *vals[16];
+    char port[16];
+    char rootcert[4096];
+};
+void superuser_conn_params(const struct config *cfg, bool tcp, const char *dbname,
+                           const char *application, const char *options,
+                           const char *connect_timeout, struct conn_params *p);
 
 /* key='value' with libpq's conninfo quoting (backslash and single quote escaped), malloc'd. */
 char *conninfo_quoted(const char *key, const char *value);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cron.h"
+#include "extensions.h"
 #include "fsprep.h"
 #include "log.h"
 #include "restorepoint.h"
@@ -367,24 +368,10 @@ static void ignore_notice(void *arg, const char *message)
 
 PGconn *backup_connect_local(const struct config *cfg, char *err, size_t errlen)
 {
-    char port[16];
-    snprintf(port, sizeof port, "%d", cfg->pg_port);
-    const char *keys[10], *vals[10];
-    int n = 0;
-#define PARAM(k, v) (keys[n] = (k), vals[n] = (v), n++)
-    PARAM("host", FSPREP_SOCKET_DIR);
-    PARAM("port", port);
-    PARAM("user", cfg->superuser_username);
-    /* Peer authentication on the socket ignores it; the server only asks when needed. */
-    if (cfg->superuser_password && *cfg->superuser_password)
-        PARAM("password", cfg->superuser_password);
-    PARAM("dbname", cfg->citus_database);
-    PARAM("application_name", "citus-init");
-    PARAM("options", SESSION_OPTIONS);
-    PARAM("connect_timeout", "10");
-    keys[n] = vals[n] = NULL;
-#undef PARAM
-    PGconn *conn = PQconnectdbParams(keys, vals, 0);
+    struct conn_params p;
+    superuser_conn_params(cfg, false, cfg->citus_database, "citus-init", SESSION_OPTIONS, "10",
+                          &p);
+    PGconn *conn = PQconnectdbParams(p.keys, p.vals, 0);
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         backup_pq_error(conn, NULL, err, errlen);
         PQfinish(conn);

@@ -762,50 +762,49 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
         start_attempt(r);
 }
 
-int coordinator_conn_params(const struct config *cfg, const char **keys, const char **vals,
-                            int n, char *rootcert, size_t size)
+void superuser_conn_params(const struct config *cfg, bool tcp, const char *dbname,
+                           const char *application, const char *options,
+                           const char *connect_timeout, struct conn_params *p)
 {
-    keys[n] = "host";
-    vals[n++] = cfg->coordinator_host;
-    if (cfg->ssl_enabled) {
-        keys[n] = "sslmode";
-        vals[n++] = ssl_mode_name(cfg->ssl_mode);
-        if (cfg->ssl_mode == SSL_MODE_VERIFY_CA || cfg->ssl_mode == SSL_MODE_VERIFY_FULL) {
-            snprintf(rootcert, size, "%s/ca.crt", cfg->ssl_cert_dir);
-            keys[n] = "sslrootcert";
-            vals[n++] = rootcert;
+    int n = 0;
+#define PARAM(k, v) (p->keys[n] = (k), p->vals[n] = (v), n++)
+    if (!tcp) {
+        PARAM("host", LOCAL_SOCKET_DIR);
+    } else {
+        PARAM("host", cfg->coordinator_host);
+        if (cfg->ssl_enabled) {
+            PARAM("sslmode", ssl_mode_name(cfg->ssl_mode));
+            if (cfg->ssl_mode == SSL_MODE_VERIFY_CA || cfg->ssl_mode == SSL_MODE_VERIFY_FULL) {
+                snprintf(p->rootcert, sizeof p->rootcert, "%s/ca.crt", cfg->ssl_cert_dir);
+                PARAM("sslrootcert", p->rootcert);
+            }
         }
     }
-    return n;
+    snprintf(p->port, sizeof p->port, "%d", cfg->pg_port);
+    PARAM("port", p->port);
+    PARAM("user", cfg->superuser_username);
+    /* peer authentication on the socket ignores it; the server only asks when needed */
+    if (cfg->superuser_password && *cfg->superuser_password)
+        PARAM("password", cfg->superuser_password);
+    PARAM("dbname", dbname);
+    PARAM("application_name", application);
+    PARAM("options", options);
+    if (connect_timeout)
+        PARAM("connect_timeout", connect_timeout);
+#undef PARAM
+    p->keys[n] = p->vals[n] = NULL;
 }
 
 static void start_attempt(struct ext_run *r)
 {
     const struct config *cfg = r->cfg;
-    char port[16];
-    snprintf(port, sizeof port, "%d", cfg->pg_port);
-    char rootcert[4096] = "";
-    const char *keys[12], *vals[12];
-    int n = 0;
-#define PARAM(k, v) (keys[n] = (k), vals[n] = (v), n++)
-    if (r->opts.target == EXT_TARGET_LOCAL_SOCKET)
-        PARAM("host", LOCAL_SOCKET_DIR);
-    else
-        n = coordinator_conn_params(cfg, keys, vals, n, rootcert, sizeof rootcert);
-    PARAM("port", port);
-    PARAM("user", cfg->superuser_username);
-    /* Peer authentication on the socket ignores it; the server only asks when needed. */
-    if (cfg->superuser_password && *cfg->superuser_password)
-        PARAM("password", cfg->superuser_password);
-    PARAM("dbname", r->database_ready ? cfg->citus_database : "postgres");
-    PARAM("application_name", "citus-init");
-    PARAM("options", SESSION_OPTIONS);
-    keys[n] = vals[n] = NULL;
-#undef PARAM
-
+    struct conn_params p;
+    superuser_conn_params(cfg, r->opts.target != EXT_TARGET_LOCAL_SOCKET,
+                          r->database_ready ? cfg->citus_database : "postgres", "citus-init",
+                          SESSION_OPTIONS, NULL, &p);
     r->attempt++;
     r->state = ST_CONNECTING;
-    r->conn = PQconnectStartParams(keys, vals, 0);
+    r->conn = PQconnectStartParams(p.keys, p.vals, 0);
     if (!r->conn)
         abort(); /* out of memory */
     if (PQstatus(r->conn) == CONNECTION_BAD) {

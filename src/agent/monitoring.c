@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backup.h" /* backup_pq_error */
+#include "extensions.h"
 #include "fsprep.h"
 #include "log.h"
 #include "xalloc.h"
@@ -202,23 +203,10 @@ static void start_attempt(struct monitoring_duty *m)
     ev_timer_stop(m->loop, &m->retry_timer);
     free(m->error);
     m->error = NULL;
-    char port[16];
-    snprintf(port, sizeof port, "%d", m->cfg->pg_port);
-    const char *keys[8], *vals[8];
-    int n = 0;
-#define PARAM(k, v) (keys[n] = (k), vals[n] = (v), n++)
-    PARAM("host", FSPREP_SOCKET_DIR);
-    PARAM("port", port);
-    PARAM("user", m->cfg->superuser_username);
-    /* peer authentication on the socket ignores it; the server only asks when needed */
-    if (m->cfg->superuser_password && *m->cfg->superuser_password)
-        PARAM("password", m->cfg->superuser_password);
-    PARAM("dbname", m->cfg->citus_database);
-    PARAM("application_name", "citus-init monitoring role");
-    PARAM("options", SESSION_OPTIONS);
-    keys[n] = vals[n] = NULL;
-#undef PARAM
-    m->conn = PQconnectStartParams(keys, vals, 0);
+    struct conn_params p;
+    superuser_conn_params(m->cfg, false, m->cfg->citus_database, "citus-init monitoring role",
+                          SESSION_OPTIONS, NULL, &p);
+    m->conn = PQconnectStartParams(p.keys, p.vals, 0);
     if (!m->conn || PQstatus(m->conn) == CONNECTION_BAD) {
         m->step = STEP_CONNECTING;
         if (m->conn)

@@ -111,22 +111,10 @@ static void keep_notice(void *arg, const char *message)
 
 static PGconn *connect_tcp(const struct config *cfg, char *err, size_t errlen)
 {
-    char port[16], rootcert[4096] = "";
-    snprintf(port, sizeof port, "%d", cfg->pg_port);
-    const char *keys[12], *vals[12];
-    int n = coordinator_conn_params(cfg, keys, vals, 0, rootcert, sizeof rootcert);
-#define PARAM(k, v) (keys[n] = (k), vals[n] = (v), n++)
-    PARAM("port", port);
-    PARAM("user", cfg->superuser_username);
-    if (cfg->superuser_password && *cfg->superuser_password)
-        PARAM("password", cfg->superuser_password);
-    PARAM("dbname", cfg->citus_database);
-    PARAM("application_name", "citus-init");
-    PARAM("options", SESSION_OPTIONS);
-    PARAM("connect_timeout", "10");
-    keys[n] = vals[n] = NULL;
-#undef PARAM
-    PGconn *conn = PQconnectdbParams(keys, vals, 0);
+    struct conn_params p;
+    superuser_conn_params(cfg, true, cfg->citus_database, "citus-init", SESSION_OPTIONS, "10",
+                          &p);
+    PGconn *conn = PQconnectdbParams(p.keys, p.vals, 0);
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         backup_pq_error(conn, NULL, err, errlen);
         PQfinish(conn);

@@ -25,7 +25,8 @@ HELM = os.environ.get("HELM") or shutil.which("helm")
 PATRONICTL = ROOT / ".venv" / "bin" / "patronictl"
 # <placeholders> the docs use, and the sample values the checks put in.
 PLACEHOLDERS = {"<nodename>": "citusdemo-3-0.citusdemo-3-hl.default.svc.cluster.local",
-                "<new-tag>": "1.2.3", "<pod>": "citusdemo-0-0"}
+                "<new-tag>": "1.2.3", "<pod>": "citusdemo-0-0",
+                "<coordinator-primary>": "citusdemo-0-0"}
 # The release and values file names the docs use for the user's own.
 USER_VALUES = "my-values.yaml"
 EXAMPLE_WORKERS = [{"citusGroup": str(g), "citusType": "worker", "replicas": 2} for g in (1, 2, 3)]

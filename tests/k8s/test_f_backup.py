@@ -44,6 +44,10 @@ def backup_values(s3, cluster, **extra):
         "s3": {"endpoint": s3.endpoint, "bucket": s3.bucket, "existingSecret": "s3-keys",
                "caConfigMap": {"name": "s3-ca", "key": "ca.crt"}},
         "schedule": {"full": "* * * * *", "diff": "off"},
+        # a full backup every minute: with the default retention (2) the backup before the
+        # restore point would expire two minutes later, and with it the point (pruned from
+        # the catalogue); keep enough for the test's whole run
+        "retention": {"full": 60},
         "archiveTimeout": 10, "restorePointInterval": 10})
     v.update(extra)
     return v

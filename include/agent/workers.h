@@ -26,6 +26,7 @@
 #define CITUS_INIT_WORKERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 
@@ -41,6 +42,13 @@ int workers_remove_command(const struct config *cfg, int argc, char *const *argv
 /* A worker group number: decimal digits only, 1..INT_MAX (0, the coordinator, is false too,
  * *group set to 0). */
 bool workers_parse_group(const char *text, int *group);
+
+/* LIST: worker group numbers, comma-separated, each at most once, at most max; "" is the
+ * empty list. false for anything else. */
+bool workers_parse_group_list(const char *text, int *groups, int max, int *count);
+
+/* The groups as a PostgreSQL int[] literal ("{1,2}", "{}"), truncated to size. */
+void workers_group_array(const int *groups, int count, char *out, size_t size);
 
 /* Whether a background job state (citus_job_status) is final. */
 bool workers_job_state_final(const char *state);

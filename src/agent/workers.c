@@ -21,7 +21,7 @@
     "SELECT count(*)::text FROM pg_catalog.pg_dist_placement pl "                              \
     "JOIN pg_catalog.pg_dist_shard s USING (shardid) "                                         \
     "JOIN pg_catalog.pg_dist_partition p USING (logicalrelid) "                                \
-    "WHERE pl.groupid = $1::int AND p.repmodel <> 't'"
+    "WHERE pl.groupid = ANY ($1::int[]) AND p.repmodel <> 't'"
 /* Tables with placements on the group that logical replication cannot move: no replica
  * identity (NOTHING, DEFAULT without a primary key, INDEX without that index). */
 #define NO_IDENTITY_SQL                                                                        \
@@ -29,17 +29,33 @@
     "FROM pg_catalog.pg_dist_placement pl JOIN pg_catalog.pg_dist_shard s USING (shardid) "    \
     "JOIN pg_catalog.pg_dist_partition p USING (logicalrelid) "                                \
     "JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid "                                    \
-    "WHERE pl.groupid = $1::int AND p.repmodel <> 't' AND (c.relreplident = 'n' OR "           \
+    "WHERE pl.groupid = ANY ($1::int[]) AND p.repmodel <> 't' AND (c.relreplident = 'n' OR "           \
     "(c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "               \
     "WHERE i.indrelid = c.oid AND i.indisprimary)) OR (c.relreplident = 'i' AND NOT EXISTS "   \
     "(SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))"
-/* Nodes outside the group that take shards. */
+/* Nodes outside the groups that take shards. */
 #define TARGETS_SQL                                                                            \
-    "SELECT count(*)::text FROM pg_catalog.pg_dist_node WHERE groupid <> $1::int AND "         \
+    "SELECT count(*)::text FROM pg_catalog.pg_dist_node WHERE groupid <> ALL ($1::int[]) AND " \
     "noderole = 'primary' AND isactive AND shouldhaveshards"
 #define GROUP_NODES_SQL                                                                        \
-    "SELECT nodename, nodeport::text, noderole::text, nodeid::text FROM pg_catalog.pg_dist_node " \
-    "WHERE groupid = $1::int ORDER BY noderole = 'primary', nodeid"
+    "SELECT nodename, nodeport::text, noderole::text, nodeid::text, groupid::text "            \
+    "FROM pg_catalog.pg_dist_node WHERE groupid = ANY ($1::int[]) "                            \
+    "ORDER BY groupid DESC, noderole = 'primary', nodeid"
+/* The worker groups in pg_dist_node that are not in $1, highest first. */
+#define ABSENT_GROUPS_SQL                                                                      \
+    "SELECT coalesce(string_agg(groupid::text, ',' ORDER BY groupid DESC), '') FROM "          \
+    "(SELECT DISTINCT groupid FROM pg_catalog.pg_dist_node WHERE groupid <> 0 AND "            \
+    "groupid <> ALL ($1::int[])) g"
+/* Those of the groups in $1 without an active primary in pg_dist_node. */
+#define MISSING_GROUPS_SQL                                                                     \
+    "SELECT coalesce(string_agg(g::text, ',' ORDER BY g), '') FROM unnest($1::int[]) g "       \
+    "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node n WHERE n.groupid = g AND "       \
+    "n.noderole = 'primary' AND n.isactive)"
+/* false when the coordinator cannot open a connection to the node (its pod gone); a row
+ * Patroni pointed away from a stopped primary ('<host>-demoted') is gone too. */
+#define NODE_REACHABLE_SQL                                                                     \
+    "SELECT CASE WHEN $1 LIKE '%-demoted' THEN 'false' ELSE "                                  \
+    "pg_catalog.citus_check_connection_to_node($1, $2::int)::text END"
 /* Patroni's transaction on the coordinator that holds a worker primary's row after that
  * primary announced its shutdown (citus_update_node to '<host>-demoted', open until a new
  * primary of the group comes, which for a removed group never happens; Patroni interpolates
@@ -51,7 +67,7 @@
     "state LIKE 'idle in transaction%' AND ltrim(query) LIKE "                                 \
     "'SELECT pg_catalog.citus_update_node(' || $1 || ', %-demoted%'"
 #define ORPHANS_SQL                                                                            \
-    "SELECT count(*)::text FROM pg_catalog.pg_dist_cleanup WHERE node_group_id = $1::int"
+    "SELECT count(*)::text FROM pg_catalog.pg_dist_cleanup WHERE node_group_id = ANY ($1::int[])"
 #define KNOWN_GROUPS_SQL                                                                       \
     "SELECT coalesce(string_agg(DISTINCT groupid::text, ','), '-') FROM pg_catalog.pg_dist_node " \
     "WHERE groupid <> 0"
@@ -94,6 +110,44 @@ bool workers_job_state_final(const char *state)
 {
     return state && (strcmp(state, "finished") == 0 || strcmp(state, "cancelled") == 0 ||
                      strcmp(state, "failed") == 0);
+}
+
+bool workers_parse_group_list(const char *text, int *groups, int max, int *count)
+{
+    *count = 0;
+    if (!text)
+        return false;
+    if (!*text)
+        return true;
+    const char *p = text;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[16];
+        int g;
+        if (len == 0 || len >= sizeof item || *count >= max)
+            return false;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!workers_parse_group(item, &g))
+            return false;
+        for (int i = 0; i < *count; i++)
+            if (groups[i] == g)
+                return false;
+        groups[(*count)++] = g;
+        if (!end)
+            return true;
+        p = end + 1;
+    }
+}
+
+void workers_group_array(const int *groups, int count, char *out, size_t size)
+{
+    size_t used = (size_t)snprintf(out, size, "{");
+    for (int i = 0; i < count && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%d", i ? "," : "", groups[i]);
+    if (used < size)
+        snprintf(out + used, size - used, "}");
 }
 
 /* ------------------------------------------------------------------ the connection */
@@ -315,25 +369,226 @@ static int start_job(PGconn *conn, bool drain_only, bool wait_running, char *job
     return 0;
 }
 
+/* ------------------------------------------------------------------ arguments */
+
+#define MAX_GROUPS 64
+#define MAX_GROUP_NODES 256
+#define REMOVE_LOCK_TRIES 12 /* x lock_timeout 10 s */
+#define EXPECT_TIMEOUT_S 900
+#define MAX_SECONDS 604800L
+
+/* What drain-group and remove-group act on: GROUP, or (absent) the worker groups of
+ * pg_dist_node that LIST does not name. */
+struct target {
+    bool absent;
+    int groups[MAX_GROUPS];
+    int count;
+    long wait_gone; /* remove-group --wait-gone SECONDS; -1 without */
+};
+
+/* A set of groups as the SQL reads it ("{3,4}") and as the log names it ("3,4"). */
+struct groupset {
+    int ids[MAX_GROUPS];
+    int count;
+    char array[MAX_GROUPS * 12 + 3];
+    char text[MAX_GROUPS * 12 + 3];
+};
+
+static void groupset_fill(struct groupset *set, const int *ids, int count)
+{
+    set->count = count;
+    memcpy(set->ids, ids, sizeof ids[0] * (size_t)count);
+    workers_group_array(ids, count, set->array, sizeof set->array);
+    snprintf(set->text, sizeof set->text, "%.*s", count ? (int)strlen(set->array) - 2 : 1,
+             count ? set->array + 1 : "-");
+}
+
+static bool parse_seconds(const char *text, long *out)
+{
+    char *end;
+    if (!text || *text < '0' || *text > '9')
+        return false;
+    long v = strtol(text, &end, 10);
+    if (*end || v < 0 || v > MAX_SECONDS)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* GROUP | --absent-from LIST, and (remove-group) --wait-gone SECONDS. 0, or the exit
+ * status after saying why: 64 for usage, 1 for a GROUP that names no worker group. */
+static int parse_target(const char *command, bool wait_gone_ok, int argc, char *const *argv,
+                        struct target *t)
+{
+    const char *usage = wait_gone_ok ? "GROUP | --absent-from LIST [--wait-gone SECONDS]"
+                                     : "GROUP | --absent-from LIST";
+    const char *group = NULL, *list = NULL;
+    t->absent = false;
+    t->count = 0;
+    t->wait_gone = -1;
+    for (int i = 0; i < argc; i++) {
+        bool has_value = i + 1 < argc;
+        if (strcmp(argv[i], "--absent-from") == 0 && has_value && !list) {
+            list = argv[++i];
+        } else if (wait_gone_ok && strcmp(argv[i], "--wait-gone") == 0 && has_value &&
+                   t->wait_gone < 0) {
+            if (!parse_seconds(argv[++i], &t->wait_gone)) {
+                fprintf(stderr, "citus-init %s: --wait-gone \"%s\": expected seconds, 0 to "
+                                "%ld\n", command, argv[i], MAX_SECONDS);
+                return 64;
+            }
+        } else if (argv[i][0] != '-' && !group) {
+            group = argv[i];
+        } else {
+            fprintf(stderr, "citus-init %s: unexpected argument \"%s\"; expected %s\n",
+                    command, argv[i], usage);
+            return 64;
+        }
+    }
+    if (!group == !list) {
+        fprintf(stderr, "citus-init %s: expected %s (GROUP: a worker group number, 1 or "
+                        "more; LIST: the worker groups that stay, comma-separated, e.g. "
+                        "1,2)\n", command, usage);
+        return 64;
+    }
+    if (list) {
+        t->absent = true;
+        if (!workers_parse_group_list(list, t->groups, MAX_GROUPS, &t->count)) {
+            fprintf(stderr, "citus-init %s: --absent-from \"%s\": expected worker group "
+                            "numbers (1 or more), comma-separated, each once, at most %d "
+                            "(empty: every worker group)\n", command, list, MAX_GROUPS);
+            return 64;
+        }
+        return 0;
+    }
+    if (!workers_parse_group(group, &t->groups[0])) {
+        if (strcmp(group, "0") == 0)
+            log_error("refused: group 0 is the coordinator; only worker groups (1 or more) "
+                      "can be drained or removed", "command", command, "group", "0", NULL);
+        else
+            log_error("refused: GROUP is not a worker group number; expected 1 or more",
+                      "command", command, "group", group, NULL);
+        return 1;
+    }
+    t->count = 1;
+    return 0;
+}
+
+/* The groups the command acts on: GROUP, or those of pg_dist_node that LIST does not name
+ * (highest first). -1 with err. */
+static int resolve_target(PGconn *conn, const struct target *t, struct groupset *set,
+                          char *err, size_t errlen)
+{
+    if (!t->absent) {
+        groupset_fill(set, t->groups, 1);
+        return 0;
+    }
+    struct groupset keep;
+    groupset_fill(&keep, t->groups, t->count);
+    const char *p[1] = {keep.array};
+    char *absent = scalar(conn, ABSENT_GROUPS_SQL, 1, p, err, errlen);
+    if (!absent)
+        return -1;
+    int ids[MAX_GROUPS], count = 0;
+    bool ok = workers_parse_group_list(absent, ids, MAX_GROUPS, &count);
+    if (!ok)
+        snprintf(err, errlen, "more than %d worker groups to act on (%s)", MAX_GROUPS, absent);
+    free(absent);
+    if (!ok)
+        return -1;
+    groupset_fill(set, ids, count);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ rebalance */
+
+/* Until every group of expect has an active primary in pg_dist_node (Patroni registers a
+ * new group once it has a primary), at most timeout seconds. 0, or -1 after logging. */
+static int wait_registered(PGconn *conn, const struct groupset *expect, long timeout)
+{
+    char err[1024] = "", last[sizeof expect->text] = "";
+    const char *p[1] = {expect->array};
+    for (long waited = 0;; waited += WORKERS_POLL_S) {
+        char *missing = scalar(conn, MISSING_GROUPS_SQL, 1, p, err, sizeof err);
+        if (!missing) {
+            log_error("cannot read pg_dist_node", "error", err, NULL);
+            return -1;
+        }
+        if (!missing[0]) {
+            if (last[0])
+                log_info("every expected worker group is registered", "groups", expect->text,
+                         NULL);
+            free(missing);
+            return 0;
+        }
+        if (waited >= timeout) {
+            char t[24];
+            snprintf(t, sizeof t, "%ld", timeout);
+            log_error("worker groups without an active primary in pg_dist_node; their pods "
+                      "did not get a primary in time (kubectl get pods -l citus-group=G)",
+                      "missing", missing, "timeout_s", t, NULL);
+            fprintf(stderr, "error: rebalance: worker groups %s not registered after %s s\n",
+                    missing, t);
+            free(missing);
+            return -1;
+        }
+        if (strcmp(missing, last) != 0)
+            log_info("waiting for worker groups to get a primary and be registered in "
+                     "pg_dist_node", "missing", missing, NULL);
+        snprintf(last, sizeof last, "%s", missing);
+        free(missing);
+        sleep(WORKERS_POLL_S);
+    }
+}
 
 int workers_rebalance_command(const struct config *cfg, int argc, char *const *argv)
 {
     bool wait = false;
+    const char *expect_list = NULL;
+    long timeout = -1;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--wait") == 0) {
             wait = true;
+        } else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc && !expect_list) {
+            expect_list = argv[++i];
+        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc && timeout < 0) {
+            if (!parse_seconds(argv[++i], &timeout)) {
+                fprintf(stderr, "citus-init rebalance: --timeout \"%s\": expected seconds, 0 "
+                                "to %ld\n", argv[i], MAX_SECONDS);
+                return 64;
+            }
         } else {
-            fprintf(stderr, "citus-init rebalance: unknown argument \"%s\"; expected "
-                            "[--wait]\n", argv[i]);
+            fprintf(stderr, "citus-init rebalance: unexpected argument \"%s\"; expected "
+                            "[--wait] [--expect LIST [--timeout SECONDS]]\n", argv[i]);
             return 64;
         }
+    }
+    int ids[MAX_GROUPS], count = 0;
+    if (expect_list && (!workers_parse_group_list(expect_list, ids, MAX_GROUPS, &count) ||
+                        count == 0)) {
+        fprintf(stderr, "citus-init rebalance: --expect \"%s\": expected worker group numbers "
+                        "(1 or more), comma-separated, each once, at most %d\n", expect_list,
+                MAX_GROUPS);
+        return 64;
+    }
+    if (timeout >= 0 && !expect_list) {
+        fprintf(stderr, "citus-init rebalance: --timeout bounds the wait of --expect; give "
+                        "--expect LIST too\n");
+        return 64;
     }
     PGconn *conn = coordinator_connect(cfg, "rebalance");
     if (!conn)
         return 1;
     char job[32], err[1024] = "";
     int rc = 0;
+    if (expect_list) {
+        struct groupset expect;
+        groupset_fill(&expect, ids, count);
+        if (wait_registered(conn, &expect, timeout < 0 ? EXPECT_TIMEOUT_S : timeout) < 0) {
+            PQfinish(conn);
+            return 1;
+        }
+    }
     if (start_job(conn, false, false, job, sizeof job, err, sizeof err) < 0) {
         log_error("rebalance refused by Citus", "error", err, NULL);
         rc = 1;
@@ -363,13 +618,15 @@ struct node {
     char port[16];
     char role[32];
     char id[16];
+    char group[16];
 };
 
-/* The group's rows of pg_dist_node (secondaries first). count -1 with err on error. */
-static int group_nodes(PGconn *conn, const char *group, struct node *out, int max, char *err,
+/* The groups' rows of pg_dist_node (highest group first, secondaries first). count -1 with
+ * err on error. */
+static int group_nodes(PGconn *conn, const char *array, struct node *out, int max, char *err,
                        size_t errlen)
 {
-    const char *p[1] = {group};
+    const char *p[1] = {array};
     PGresult *res = backup_query(conn, GROUP_NODES_SQL, 1, p, PGRES_TUPLES_OK, err, errlen);
     if (!res)
         return -1;
@@ -379,31 +636,10 @@ static int group_nodes(PGconn *conn, const char *group, struct node *out, int ma
         snprintf(out[i].port, sizeof out[i].port, "%s", PQgetvalue(res, i, 1));
         snprintf(out[i].role, sizeof out[i].role, "%s", PQgetvalue(res, i, 2));
         snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(res, i, 3));
+        snprintf(out[i].group, sizeof out[i].group, "%s", PQgetvalue(res, i, 4));
     }
     PQclear(res);
     return n;
-}
-
-static int parse_group_arg(const char *command, int argc, char *const *argv, char *group,
-                           size_t size)
-{
-    int g;
-    if (argc != 1) {
-        fprintf(stderr, "citus-init %s: expected GROUP, a worker group number (1 or more)\n",
-                command);
-        return 64;
-    }
-    if (!workers_parse_group(argv[0], &g)) {
-        if (strcmp(argv[0], "0") == 0)
-            log_error("refused: group 0 is the coordinator; only worker groups (1 or more) "
-                      "can be drained or removed", "command", command, "group", "0", NULL);
-        else
-            log_error("refused: GROUP is not a worker group number; expected 1 or more",
-                      "command", command, "group", argv[0], NULL);
-        return 1;
-    }
-    snprintf(group, size, "%d", g);
-    return 0;
 }
 
 static int set_should_have_shards(PGconn *conn, const struct node *nodes, int count,
@@ -424,56 +660,50 @@ static int set_should_have_shards(PGconn *conn, const struct node *nodes, int co
 }
 
 /* A move leaves its source's copy to be dropped later (pg_dist_cleanup, Citus' maintenance
- * daemon). Dropped now, while the group still runs: a record that names a group whose pods
+ * daemon). Dropped now, while the groups still run: a record that names a group whose pods
  * are gone can never be done, and Citus refuses to move that shard again while it exists. */
-static void drop_orphans(PGconn *conn, const char *group)
+static void drop_orphans(PGconn *conn, const struct groupset *set)
 {
     char err[512];
     PGresult *res = backup_query(conn, "CALL pg_catalog.citus_cleanup_orphaned_resources()", 0,
                                  NULL, PGRES_COMMAND_OK, err, sizeof err);
     if (!res)
         log_warn("the moved shards' old copies could not be dropped now; Citus' maintenance "
-                 "daemon tries again", "group", group, "error", err, NULL);
+                 "daemon tries again", "group", set->text, "error", err, NULL);
     PQclear(res);
-    long left = scalar_count(conn, ORPHANS_SQL, group, err, sizeof err);
+    long left = scalar_count(conn, ORPHANS_SQL, set->array, err, sizeof err);
     if (left > 0) {
         char n[24];
         snprintf(n, sizeof n, "%ld", left);
         log_warn("old copies of moved shards are still on the group (pg_dist_cleanup); "
-                 "remove-group forgets them with the group", "group", group, "records", n, NULL);
+                 "remove-group forgets them with the group", "group", set->text, "records", n,
+                 NULL);
     }
 }
 
-#define MAX_GROUP_NODES 16
-#define REMOVE_LOCK_TRIES 12 /* x lock_timeout 10 s */
-
-int workers_drain_command(const struct config *cfg, int argc, char *const *argv)
+/* Drain every group of set in one Citus job (so that no shard moves from one of them to
+ * another): refusals first, changing nothing; then shouldhaveshards=false, the drain job,
+ * the check that nothing is left; a failure sets shouldhaveshards back. 0 or 1. */
+static int drain_groups(PGconn *conn, const struct groupset *set)
 {
-    char group[16];
-    int rc = parse_group_arg("drain-group", argc, argv, group, sizeof group);
-    if (rc)
-        return rc;
-    PGconn *conn = coordinator_connect(cfg, "drain-group");
-    if (!conn)
-        return 1;
     char err[1024] = "";
-    struct node nodes[MAX_GROUP_NODES];
-    int count = group_nodes(conn, group, nodes, MAX_GROUP_NODES, err, sizeof err);
+    static struct node nodes[MAX_GROUP_NODES];
+    int count = group_nodes(conn, set->array, nodes, MAX_GROUP_NODES, err, sizeof err);
     long placements = -1, targets = -1;
     char *bad = NULL;
-    rc = 1;
+    int rc = 1;
     if (count < 0)
         goto db_error;
     if (count == 0) {
         char *known = scalar(conn, KNOWN_GROUPS_SQL, 0, NULL, err, sizeof err);
         log_error("refused: pg_dist_node has no such worker group", "command", "drain-group",
-                  "group", group, "known_groups", known ? known : "-", NULL);
+                  "group", set->text, "known_groups", known ? known : "-", NULL);
         free(known);
         goto out;
     }
-    const char *p[1] = {group};
-    if ((placements = scalar_count(conn, PLACEMENTS_SQL, group, err, sizeof err)) < 0 ||
-        (targets = scalar_count(conn, TARGETS_SQL, group, err, sizeof err)) < 0 ||
+    const char *p[1] = {set->array};
+    if ((placements = scalar_count(conn, PLACEMENTS_SQL, set->array, err, sizeof err)) < 0 ||
+        (targets = scalar_count(conn, TARGETS_SQL, set->array, err, sizeof err)) < 0 ||
         !(bad = scalar(conn, NO_IDENTITY_SQL, 1, p, err, sizeof err)))
         goto db_error;
     char placed[24];
@@ -482,36 +712,38 @@ int workers_drain_command(const struct config *cfg, int argc, char *const *argv)
         log_error("refused: tables with shards on the group have no replica identity, so their "
                   "shards cannot be moved without blocking writes; add a primary key (or ALTER "
                   "TABLE ... REPLICA IDENTITY USING INDEX / FULL) and run the drain again",
-                  "command", "drain-group", "group", group, "tables", bad, "placements", placed,
-                  NULL);
-        fprintf(stderr, "error: drain-group %s refused: no replica identity: %s\n", group, bad);
+                  "command", "drain-group", "group", set->text, "tables", bad, "placements",
+                  placed, NULL);
+        fprintf(stderr, "error: drain-group %s refused: no replica identity: %s\n", set->text,
+                bad);
         goto out;
     }
     if (placements > 0 && targets == 0) {
-        log_error("refused: no other worker group can take the group's shards (it is the last "
-                  "group with shouldhaveshards); add a group first", "command", "drain-group",
-                  "group", group, "placements", placed, NULL);
+        log_error("refused: no other worker group can take the group's shards (no group that "
+                  "stays has shouldhaveshards); add a group first", "command", "drain-group",
+                  "group", set->text, "placements", placed, NULL);
         fprintf(stderr, "error: drain-group %s refused: no other group can take its shards\n",
-                group);
+                set->text);
         goto out;
     }
     if (set_should_have_shards(conn, nodes, count, false, err, sizeof err) < 0)
         goto db_error;
-    log_info("drain: the group takes no new shards (shouldhaveshards=false)", "group", group,
-             "placements", placed, NULL);
+    log_info("drain: the group takes no new shards (shouldhaveshards=false)", "group",
+             set->text, "placements", placed, NULL);
     char job[32] = "";
     int moved = placements == 0 ? 0
                 : start_job(conn, true, true, job, sizeof job, err, sizeof err);
     if (moved == 0 && job[0]) {
         log_info("drain started (Citus' background job, shards moved by logical replication: "
-                 "writes go on)", "group", group, "job_id", job, NULL);
+                 "writes go on)", "group", set->text, "job_id", job, NULL);
         moved = follow_job(conn, job, "drain", err, sizeof err);
     }
-    long left = moved == 0 ? scalar_count(conn, PLACEMENTS_SQL, group, err, sizeof err) : -1;
+    long left = moved == 0 ? scalar_count(conn, PLACEMENTS_SQL, set->array, err, sizeof err)
+                           : -1;
     if (moved == 0 && left == 0) {
-        drop_orphans(conn, group);
+        drop_orphans(conn, set);
         log_info("group drained: no placement of a distributed table is left on it", "group",
-                 group, "placements", "0", NULL);
+                 set->text, "placements", "0", NULL);
         rc = 0;
         goto out;
     }
@@ -522,16 +754,42 @@ int workers_drain_command(const struct config *cfg, int argc, char *const *argv)
     bool restored = set_should_have_shards(conn, nodes, count, true, restore_err,
                                            sizeof restore_err) == 0;
     log_error("drain failed; the group keeps running and takes shards again "
-              "(shouldhaveshards=true)", "group", group, "error", err, "restored",
+              "(shouldhaveshards=true)", "group", set->text, "error", err, "restored",
               restored ? "true" : "false", "restore_error", restore_err[0] ? restore_err : "-",
               NULL);
-    fprintf(stderr, "error: drain-group %s failed: %s\n", group, err);
+    fprintf(stderr, "error: drain-group %s failed: %s\n", set->text, err);
     goto out;
 db_error:
-    log_error("drain-group failed", "group", group, "error", err, NULL);
-    fprintf(stderr, "error: drain-group %s failed: %s\n", group, err);
+    log_error("drain-group failed", "group", set->text, "error", err, NULL);
+    fprintf(stderr, "error: drain-group %s failed: %s\n", set->text, err);
 out:
     free(bad);
+    return rc;
+}
+
+int workers_drain_command(const struct config *cfg, int argc, char *const *argv)
+{
+    struct target t;
+    int rc = parse_target("drain-group", false, argc, argv, &t);
+    if (rc)
+        return rc;
+    PGconn *conn = coordinator_connect(cfg, "drain-group");
+    if (!conn)
+        return 1;
+    struct groupset set;
+    char err[1024] = "";
+    if (resolve_target(conn, &t, &set, err, sizeof err) < 0) {
+        log_error("drain-group failed", "error", err, NULL);
+        fprintf(stderr, "error: drain-group failed: %s\n", err);
+        rc = 1;
+    } else if (set.count == 0) {
+        struct groupset keep;
+        groupset_fill(&keep, t.groups, t.count);
+        log_info("drain-group: every worker group in pg_dist_node stays; nothing to drain",
+                 "keep", keep.text, NULL);
+    } else {
+        rc = drain_groups(conn, &set);
+    }
     PQfinish(conn);
     return rc;
 }
@@ -576,64 +834,141 @@ static PGresult *remove_node(PGconn *conn, const struct node *node, char *err, s
     }
 }
 
+/* Until no node of the group accepts the coordinator's connections (its pods are gone), at
+ * most seconds. 0, or -1 after logging (err says which node still runs). */
+static int wait_gone(PGconn *conn, const struct groupset *group, long seconds, char *err,
+                     size_t errlen)
+{
+    static struct node nodes[MAX_GROUP_NODES];
+    char running[512] = "";
+    for (long waited = 0;; waited += WORKERS_POLL_S) {
+        int count = group_nodes(conn, group->array, nodes, MAX_GROUP_NODES, err, errlen);
+        if (count < 0)
+            return -1;
+        char now[512] = "";
+        bool up_any = false;
+        for (int i = 0; i < count; i++) {
+            const char *p[2] = {nodes[i].name, nodes[i].port};
+            char *up = scalar(conn, NODE_REACHABLE_SQL, 2, p, err, errlen);
+            if (!up)
+                return -1;
+            size_t used = strlen(now);
+            up_any |= strcmp(up, "true") == 0;
+            if (strcmp(up, "true") == 0 &&
+                used + strlen(nodes[i].name) + strlen(nodes[i].port) + 3 < sizeof now) {
+                if (used)
+                    strcat(now, ",");
+                strcat(now, nodes[i].name);
+                strcat(now, ":");
+                strcat(now, nodes[i].port);
+            }
+            free(up);
+        }
+        if (!up_any) {
+            if (running[0])
+                log_info("the group's members are gone", "group", group->text, NULL);
+            return 0;
+        }
+        if (waited >= seconds) {
+            snprintf(err, errlen, "members still accept connections after %ld s: %s", seconds,
+                     now);
+            return -1;
+        }
+        if (strcmp(now, running) != 0)
+            log_info("waiting for the group's members to stop (their pods are being deleted)",
+                     "group", group->text, "running", now, NULL);
+        snprintf(running, sizeof running, "%s", now);
+        sleep(WORKERS_POLL_S);
+    }
+}
+
+/* remove-group for one group. 0 or 1. */
+static int remove_group(PGconn *conn, int id, long gone_s)
+{
+    struct groupset group;
+    groupset_fill(&group, &id, 1);
+    char err[1024] = "";
+    static struct node nodes[MAX_GROUP_NODES];
+    if (gone_s >= 0 && wait_gone(conn, &group, gone_s, err, sizeof err) < 0) {
+        log_error("refused: the group still runs; remove-group removes a group only once its "
+                  "pods are gone", "command", "remove-group", "group", group.text, "error", err,
+                  NULL);
+        fprintf(stderr, "error: remove-group %s refused: %s\n", group.text, err);
+        return 1;
+    }
+    int count = group_nodes(conn, group.array, nodes, MAX_GROUP_NODES, err, sizeof err);
+    long placements = count > 0 ? scalar_count(conn, PLACEMENTS_SQL, group.array, err,
+                                               sizeof err) : 0;
+    if (count < 0 || placements < 0) {
+        log_error("remove-group failed", "group", group.text, "error", err, NULL);
+        fprintf(stderr, "error: remove-group %s failed: %s\n", group.text, err);
+        return 1;
+    }
+    if (count == 0) {
+        log_info("group not in pg_dist_node: nothing to remove", "group", group.text, NULL);
+        return 0;
+    }
+    if (placements > 0) {
+        char placed[24];
+        snprintf(placed, sizeof placed, "%ld", placements);
+        log_error("refused: shards of distributed tables are still on the group; run "
+                  "citus-init drain-group first", "command", "remove-group", "group",
+                  group.text, "placements", placed, NULL);
+        fprintf(stderr, "error: remove-group %s refused: %s placements left (drain-group "
+                        "first)\n", group.text, placed);
+        return 1;
+    }
+    for (int i = 0; i < count; i++) {
+        PGresult *res = remove_node(conn, &nodes[i], err, sizeof err);
+        if (!res) {
+            log_error("citus_remove_node failed", "group", group.text, "node", nodes[i].name,
+                      "role", nodes[i].role, "error", err, NULL);
+            fprintf(stderr, "error: remove-group %s failed: %s\n", group.text, err);
+            return 1;
+        }
+        log_info("node removed from pg_dist_node", "group", group.text, "node", nodes[i].name,
+                 "port", nodes[i].port, "role", nodes[i].role, NULL);
+        PQclear(res);
+    }
+    /* what Citus still meant to drop there went with the group's data */
+    const char *p[1] = {group.array};
+    PGresult *res = backup_query(conn, "DELETE FROM pg_catalog.pg_dist_cleanup WHERE "
+                                 "node_group_id = ANY ($1::int[])", 1, p, PGRES_COMMAND_OK, err,
+                                 sizeof err);
+    if (!res)
+        log_warn("pg_dist_cleanup records of the removed group could not be deleted", "group",
+                 group.text, "error", err, NULL);
+    else if (strcmp(PQcmdTuples(res), "0") != 0)
+        log_info("forgot the removed group's old shard copies (pg_dist_cleanup)", "group",
+                 group.text, "records", PQcmdTuples(res), NULL);
+    PQclear(res);
+    log_info("group removed from the cluster's metadata", "group", group.text, NULL);
+    return 0;
+}
+
 int workers_remove_command(const struct config *cfg, int argc, char *const *argv)
 {
-    char group[16];
-    int rc = parse_group_arg("remove-group", argc, argv, group, sizeof group);
+    struct target t;
+    int rc = parse_target("remove-group", true, argc, argv, &t);
     if (rc)
         return rc;
     PGconn *conn = coordinator_connect(cfg, "remove-group");
     if (!conn)
         return 1;
+    struct groupset set;
     char err[1024] = "";
-    struct node nodes[MAX_GROUP_NODES];
-    int count = group_nodes(conn, group, nodes, MAX_GROUP_NODES, err, sizeof err);
-    long placements = count > 0 ? scalar_count(conn, PLACEMENTS_SQL, group, err, sizeof err) : 0;
-    rc = 1;
-    if (count < 0 || placements < 0) {
-        log_error("remove-group failed", "group", group, "error", err, NULL);
-    } else if (count == 0) {
-        log_info("group not in pg_dist_node: nothing to remove", "group", group, NULL);
-        rc = 0;
-    } else if (placements > 0) {
-        char placed[24];
-        snprintf(placed, sizeof placed, "%ld", placements);
-        log_error("refused: shards of distributed tables are still on the group; run "
-                  "citus-init drain-group first", "command", "remove-group", "group", group,
-                  "placements", placed, NULL);
-        fprintf(stderr, "error: remove-group %s refused: %s placements left (drain-group "
-                        "first)\n", group, placed);
-    } else {
-        rc = 0;
-        for (int i = 0; i < count && rc == 0; i++) {
-            PGresult *res = remove_node(conn, &nodes[i], err, sizeof err);
-            if (!res) {
-                log_error("citus_remove_node failed", "group", group, "node", nodes[i].name,
-                          "role", nodes[i].role, "error", err, NULL);
-                fprintf(stderr, "error: remove-group %s failed: %s\n", group, err);
-                rc = 1;
-            } else {
-                log_info("node removed from pg_dist_node", "group", group, "node",
-                         nodes[i].name, "port", nodes[i].port, "role", nodes[i].role, NULL);
-            }
-            PQclear(res);
-        }
-        if (rc == 0) {
-            /* what Citus still meant to drop there went with the group's data */
-            const char *p[1] = {group};
-            PGresult *res = backup_query(conn, "DELETE FROM pg_catalog.pg_dist_cleanup WHERE "
-                                         "node_group_id = $1::int", 1, p, PGRES_COMMAND_OK, err,
-                                         sizeof err);
-            if (!res)
-                log_warn("pg_dist_cleanup records of the removed group could not be deleted",
-                         "group", group, "error", err, NULL);
-            else if (strcmp(PQcmdTuples(res), "0") != 0)
-                log_info("forgot the removed group's old shard copies (pg_dist_cleanup)", "group",
-                         group, "records", PQcmdTuples(res), NULL);
-            PQclear(res);
-            log_info("group removed from the cluster's metadata", "group", group, NULL);
-        }
+    if (resolve_target(conn, &t, &set, err, sizeof err) < 0) {
+        log_error("remove-group failed", "error", err, NULL);
+        fprintf(stderr, "error: remove-group failed: %s\n", err);
+        rc = 1;
+    } else if (set.count == 0) {
+        struct groupset keep;
+        groupset_fill(&keep, t.groups, t.count);
+        log_info("remove-group: every worker group in pg_dist_node stays; nothing to remove",
+                 "keep", keep.text, NULL);
     }
+    for (int i = 0; rc == 0 && i < set.count; i++)
+        rc = remove_group(conn, set.ids[i], t.wait_gone);
     PQfinish(conn);
     return rc;
 }

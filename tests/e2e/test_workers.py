@@ -103,7 +103,31 @@ def test_bad_groups_are_refused(cluster):
         assert rc != 0 and any(words in line for line in lines), (group, lines)
     rc, lines = demo.coordinator_command(cluster, ["remove-group", "3"])
     assert rc != 0 and any("drain-group first" in line for line in lines), lines
+    # the forms the chart's hook Jobs use
+    for args, words in ((["drain-group", "--absent-from", "1,x"], "--absent-from \"1,x\""),
+                        (["drain-group", "3", "--absent-from", "1"], "expected GROUP |"),
+                        (["remove-group", "--absent-from", "1", "--wait-gone", "-1"],
+                         "--wait-gone"),
+                        (["rebalance", "--timeout", "5"], "give --expect LIST too"),
+                        (["rebalance", "--expect", ""], "--expect \"\"")):
+        rc, lines = demo.coordinator_command(cluster, args)
+        assert rc == 64 and any(words in line for line in lines), (args, lines)
+    rc, lines = demo.coordinator_command(cluster, ["drain-group", "--absent-from", "3,2,1"])
+    assert rc == 0 and any("nothing to drain" in line for line in lines), lines
+    rc, lines = demo.coordinator_command(cluster, ["remove-group", "--absent-from", "1,2,3"])
+    assert rc == 0 and any("nothing to remove" in line for line in lines), lines
+    # a group whose pods still run is never removed, even before the placements check
+    rc, lines = demo.coordinator_command(cluster, ["remove-group", "2", "--wait-gone", "2"])
+    assert rc == 1 and any("the group still runs" in line for line in lines), lines
+    assert any("still accept connections after 2 s" in line for line in lines), lines
+    # a group that never gets a primary: the rebalance waits for it, then says which
+    rc, lines = demo.coordinator_command(cluster, ["rebalance", "--expect", "1,9",
+                                                   "--timeout", "2"])
+    assert rc == 1 and any("groups 9 not registered after 2 s" in line for line in lines), lines
     assert sorted(placements(cluster)) == [1, 2, 3]
+    rows = execute(cluster.writable_leader(0),
+                   "SELECT DISTINCT shouldhaveshards FROM pg_dist_node WHERE groupid > 0")
+    assert rows == [(True,)]
 
 
 def test_drain_refused_for_table_without_replica_identity(cluster):

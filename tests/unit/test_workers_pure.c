@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <string.h>
+
 #include "workers.h"
 
 static void group_numbers(void **unused)
@@ -38,11 +40,37 @@ static void job_states(void **unused)
     assert_false(workers_job_state_final(NULL));
 }
 
+static void group_lists(void **unused)
+{
+    (void)unused;
+    int g[4], n = -1;
+    char array[64];
+    assert_true(workers_parse_group_list("", g, 4, &n) && n == 0);
+    workers_group_array(g, n, array, sizeof array);
+    assert_string_equal(array, "{}");
+    assert_true(workers_parse_group_list("2", g, 4, &n) && n == 1 && g[0] == 2);
+    assert_true(workers_parse_group_list("3,1,12", g, 4, &n) && n == 3);
+    assert_true(g[0] == 3 && g[1] == 1 && g[2] == 12);
+    workers_group_array(g, n, array, sizeof array);
+    assert_string_equal(array, "{3,1,12}");
+    const char *bad[] = {",", "1,", ",1", "1,,2", "0", "1,0", "1, 2", "a", "1,1", "-1",
+                         "1,2,3,4,5", "99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_false(workers_parse_group_list(bad[i], g, 4, &n));
+    }
+    assert_false(workers_parse_group_list(NULL, g, 4, &n));
+    /* truncation never overruns */
+    assert_true(workers_parse_group_list("1000,2000,3000", g, 4, &n));
+    workers_group_array(g, n, array, 8);
+    assert_int_equal(strlen(array), 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(group_numbers),
         cmocka_unit_test(job_states),
+        cmocka_unit_test(group_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

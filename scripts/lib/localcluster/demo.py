@@ -494,7 +494,9 @@ def set_workers(cluster: Cluster, count: int, rebalance: bool = True, tell=say) 
             tell("  no rebalance (--no-rebalance): new shards only; run citus-init rebalance "
                  "--wait on the coordinator's primary later")
             return
-        rc, lines = coordinator_command(cluster, ["rebalance", "--wait"])
+        groups = ",".join(str(g) for g in current + new)
+        rc, lines = coordinator_command(cluster, ["rebalance", "--wait", "--expect", groups,
+                                                  "--timeout", "300"])
         for line in lines:
             if "rebalance" in line or "nothing to move" in line:
                 tell(f"  {line}")
@@ -502,24 +504,29 @@ def set_workers(cluster: Cluster, count: int, rebalance: bool = True, tell=say) 
             raise ClusterError(f"rebalance failed (exit {rc}): {reason(lines)}")
         return
     remove = sorted(current, reverse=True)[:len(current) - count]
-    for g in remove:
-        tell(f"draining worker group {g}")
-        rc, lines = coordinator_command(cluster, ["drain-group", str(g)])
-        for line in lines:
-            if "progress" in line or "drained" in line:
-                tell(f"  {line}")
-        if rc != 0:
-            raise ClusterError(f"drain-group {g} failed (exit {rc}); every group keeps "
-                               f"running: {reason(lines)}")
+    keep = ",".join(str(g) for g in sorted(set(current) - set(remove)))
+    # the chart's hooks run the same two commands: drain before the pods go, remove after
+    tell(f"draining worker group{'s' if len(remove) > 1 else ''} "
+         f"{', '.join(map(str, remove))}")
+    rc, lines = coordinator_command(cluster, ["drain-group", "--absent-from", keep])
+    for line in lines:
+        if "progress" in line or "drained" in line:
+            tell(f"  {line}")
+    if rc != 0:
+        raise ClusterError(f"drain-group --absent-from {keep} failed (exit {rc}); every group "
+                           f"keeps running: {reason(lines)}")
     for g in remove:
         tell(f"stopping and deleting worker group {g} (pods, data, DCS keys)")
         cluster.delete_worker_group(g)
         if cluster.dir.joinpath(SPEC_FILE).exists():
             record(cluster)
-        rc, lines = coordinator_command(cluster, ["remove-group", str(g)], timeout=300)
-        if rc != 0:
-            raise ClusterError(f"remove-group {g} failed (exit {rc}): {reason(lines)}")
-        tell(f"  group {g} removed from pg_dist_node")
+    rc, lines = coordinator_command(cluster, ["remove-group", "--absent-from", keep,
+                                              "--wait-gone", "120"], timeout=600)
+    if rc != 0:
+        raise ClusterError(f"remove-group --absent-from {keep} failed (exit {rc}): "
+                           f"{reason(lines)}")
+    tell(f"  group{'s' if len(remove) > 1 else ''} {', '.join(map(str, remove))} removed "
+         f"from pg_dist_node")
 
 
 def cmd_workers(cluster: Cluster, args: list) -> int:

@@ -308,3 +308,61 @@ def test_posix_repository_claim_is_kept(cluster):
     assert res.returncode != 0 and "backup.posix.existingClaim=citusdemo-backup-repo" in res.stderr, res.stderr
     helm(cluster, "install", "other", CHART, "-n", ns, "--no-hooks", *posix, *kept_pass,
          "--set", "backup.posix.existingClaim=citusdemo-backup-repo")
+
+
+def _scale_jobs(cp, ns, *args):
+    """{job name: (hook, weight, container args)} of the scaling hook Jobs a server-side dry
+    run of `helm upgrade` would run."""
+    import yaml
+    res = helm(cp, "upgrade", "rel", CHART, "-n", ns, "--dry-run=server", *args)
+    hooks = res.stdout.split("HOOKS:", 1)[1].split("MANIFEST:", 1)[0]
+    jobs = {}
+    for doc in yaml.safe_load_all(hooks):
+        if doc and doc["kind"] == "Job" and doc["metadata"]["labels"].get(
+                "app.kubernetes.io/component") == "scale":
+            spec = doc["spec"]["template"]["spec"]
+            assert spec["automountServiceAccountToken"] is False
+            assert doc["spec"]["backoffLimit"] == 0
+            c, = spec["containers"]
+            assert c["command"] == ["citus-init"]
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert env["COORDINATOR_HOST"] == "citusdemo-0"
+            a = doc["metadata"]["annotations"]
+            jobs[doc["metadata"]["name"]] = (a["helm.sh/hook"], a["helm.sh/hook-weight"],
+                                             c["args"])
+    return jobs
+
+
+def _workers(*groups):
+    import json
+    return ["--set-json", "workers=" + json.dumps(
+        [{"citusGroup": str(g), "citusType": "worker", "replicas": 2} for g in groups])]
+
+
+def test_scaling_hooks_follow_the_worker_groups(cluster):
+    """The drain, remove and rebalance Jobs exist only in an upgrade that removes or adds a
+    worker group (the values against the release's StatefulSets, by lookup), with the
+    groups that stay as their argument."""
+    ns = "scale"
+    helm(cluster, "install", "rel", CHART, "-n", ns, "--create-namespace")
+    assert _scale_jobs(cluster, ns) == {}
+    assert _scale_jobs(cluster, ns, *_workers(1, 2)) == {}
+    assert _scale_jobs(cluster, ns, *_workers(1, 2, 3)) == {
+        "citusdemo-rebalance": ("post-upgrade", "2",
+                                ["rebalance", "--wait", "--expect", "1,2,3", "--timeout", "600"])}
+    assert _scale_jobs(cluster, ns, *_workers(1, 2, 3), "--set", "rebalance.onScaleOut=false") == {}
+    assert _scale_jobs(cluster, ns, *_workers(1)) == {
+        "citusdemo-drain": ("pre-upgrade", "0", ["drain-group", "--absent-from", "1"]),
+        "citusdemo-remove-groups": ("post-upgrade", "1", ["remove-group", "--absent-from", "1",
+                                                          "--wait-gone", "330"])}
+    # a group swapped for another: the old one drained and removed, the new one rebalanced in
+    assert _scale_jobs(cluster, ns, *_workers(1, 3), "--set", "terminationGracePeriodSeconds=60") == {
+        "citusdemo-drain": ("pre-upgrade", "0", ["drain-group", "--absent-from", "1,3"]),
+        "citusdemo-remove-groups": ("post-upgrade", "1", ["remove-group", "--absent-from", "1,3",
+                                                          "--wait-gone", "360"]),
+        "citusdemo-rebalance": ("post-upgrade", "2",
+                                ["rebalance", "--wait", "--expect", "1,3", "--timeout", "600"])}
+    # every worker group removed: the drain has nowhere to go and says so when it runs
+    assert _scale_jobs(cluster, ns, "--set-json", "workers=[]")["citusdemo-drain"][2] == \
+        ["drain-group", "--absent-from", ""]
+    helm(cluster, "uninstall", "rel", "-n", ns)

@@ -194,8 +194,10 @@ def test_kubectl_command_names_what_the_chart_makes(words, chart):
             claims = [t["metadata"].get("labels", {}) for s in objects(chart, "StatefulSet").values()
                       for t in s["spec"].get("volumeClaimTemplates", [])]
             assert selector_matches(selector, claims), selector
-        else:  # objects Patroni creates itself carry the labels Patroni is given
-            assert selector == f"cluster-name={chart[1]['clusterName']}", selector
+        else:  # objects Patroni creates itself carry the labels Patroni is given, and
+            # with Citus the group's (its kubernetes.group_label, citus-group)
+            assert re.fullmatch(rf"cluster-name={chart[1]['clusterName']}(,citus-group=\d+)?",
+                                selector), selector
         return
     if verb == "apply":
         assert rest == ["-f", "-"], rest  # the secret update: `create --dry-run ... | apply`

@@ -727,3 +727,40 @@ pg_ident maps to the monitoring role (citus-init's MONITORING_OS_USER) over the 
 {{- end -}}
 {{- $total -}}
 {{- end -}}
+
+{{/* Worker groups an upgrade adds and removes, as JSON {"keep": [ids of the values],
+"added": [...], "removed": [...]}: the values' groups against the release's worker
+StatefulSets that exist (lookup). Empty lists unless this is an upgrade of a release with a
+coordinator whose StatefulSets lookup can see (without cluster access it sees none, and
+nothing is judged added). */}}
+{{- define "citus.workerChange" -}}
+{{- $keep := list -}}
+{{- range $w := .Values.workers -}}
+{{- $keep = append $keep (toString $w.citusGroup) -}}
+{{- end -}}
+{{- $added := list -}}
+{{- $removed := list -}}
+{{- if and .Release.IsUpgrade .Values.coordinator.enabled -}}
+{{- $existing := dict -}}
+{{- $sets := lookup "apps/v1" "StatefulSet" .Release.Namespace "" -}}
+{{- range $s := (default (list) (get (default (dict) $sets) "items")) -}}
+{{- $l := default (dict) $s.metadata.labels -}}
+{{- if and (eq (toString (get $l "app.kubernetes.io/instance")) $.Release.Name) (eq (toString (get $l "cluster-name")) $.Values.clusterName) (hasKey $l "citus-group") -}}
+{{- $_ := set $existing (toString (get $l "citus-group")) true -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $existing "0" -}}
+{{- range $id := $keep -}}
+{{- if not (hasKey $existing $id) -}}
+{{- $added = append $added $id -}}
+{{- end -}}
+{{- end -}}
+{{- range $id := keys $existing | sortAlpha -}}
+{{- if and (ne $id "0") (not (has $id $keep)) -}}
+{{- $removed = append $removed $id -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (dict "keep" $keep "added" $added "removed" $removed) -}}
+{{- end -}}

@@ -767,31 +767,49 @@ out:
     return rc;
 }
 
-int workers_drain_command(const struct config *cfg, int argc, char *const *argv)
+/* What drain-group and remove-group do to the groups they resolved (never none). 0 or 1. */
+typedef int (*group_action)(PGconn *conn, const struct groupset *set, const struct target *t);
+
+/* The command line, the coordinator, the groups; "nothing" is logged when LIST keeps every
+ * worker group of pg_dist_node. */
+static int run_on_target(const struct config *cfg, const char *command, bool wait_gone_ok,
+                         int argc, char *const *argv, const char *nothing, group_action act)
 {
     struct target t;
-    int rc = parse_target("drain-group", false, argc, argv, &t);
+    int rc = parse_target(command, wait_gone_ok, argc, argv, &t);
     if (rc)
         return rc;
-    PGconn *conn = coordinator_connect(cfg, "drain-group");
+    PGconn *conn = coordinator_connect(cfg, command);
     if (!conn)
         return 1;
     struct groupset set;
     char err[1024] = "";
     if (resolve_target(conn, &t, &set, err, sizeof err) < 0) {
-        log_error("drain-group failed", "error", err, NULL);
-        fprintf(stderr, "error: drain-group failed: %s\n", err);
+        log_error("failed", "command", command, "error", err, NULL);
+        fprintf(stderr, "error: %s failed: %s\n", command, err);
         rc = 1;
     } else if (set.count == 0) {
         struct groupset keep;
         groupset_fill(&keep, t.groups, t.count);
-        log_info("drain-group: every worker group in pg_dist_node stays; nothing to drain",
-                 "keep", keep.text, NULL);
+        log_info(nothing, "command", command, "keep", keep.text, NULL);
     } else {
-        rc = drain_groups(conn, &set);
+        rc = act(conn, &set, &t);
     }
     PQfinish(conn);
     return rc;
+}
+
+static int drain_action(PGconn *conn, const struct groupset *set, const struct target *t)
+{
+    (void)t;
+    return drain_groups(conn, set);
+}
+
+int workers_drain_command(const struct config *cfg, int argc, char *const *argv)
+{
+    return run_on_target(cfg, "drain-group", false, argc, argv,
+                         "drain-group: every worker group in pg_dist_node stays; nothing to "
+                         "drain", drain_action);
 }
 
 /* citus_remove_node, after ending Patroni's hold of the row (END_HOLD_SQL), retried while
@@ -946,29 +964,17 @@ static int remove_group(PGconn *conn, int id, long gone_s)
     return 0;
 }
 
+static int remove_action(PGconn *conn, const struct groupset *set, const struct target *t)
+{
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < set->count; i++)
+        rc = remove_group(conn, set->ids[i], t->wait_gone);
+    return rc;
+}
+
 int workers_remove_command(const struct config *cfg, int argc, char *const *argv)
 {
-    struct target t;
-    int rc = parse_target("remove-group", true, argc, argv, &t);
-    if (rc)
-        return rc;
-    PGconn *conn = coordinator_connect(cfg, "remove-group");
-    if (!conn)
-        return 1;
-    struct groupset set;
-    char err[1024] = "";
-    if (resolve_target(conn, &t, &set, err, sizeof err) < 0) {
-        log_error("remove-group failed", "error", err, NULL);
-        fprintf(stderr, "error: remove-group failed: %s\n", err);
-        rc = 1;
-    } else if (set.count == 0) {
-        struct groupset keep;
-        groupset_fill(&keep, t.groups, t.count);
-        log_info("remove-group: every worker group in pg_dist_node stays; nothing to remove",
-                 "keep", keep.text, NULL);
-    }
-    for (int i = 0; rc == 0 && i < set.count; i++)
-        rc = remove_group(conn, set.ids[i], t.wait_gone);
-    PQfinish(conn);
-    return rc;
+    return run_on_target(cfg, "remove-group", true, argc, argv,
+                         "remove-group: every worker group in pg_dist_node stays; nothing to "
+                         "remove", remove_action);
 }

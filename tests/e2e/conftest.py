@@ -3,7 +3,6 @@ code as scripts/demo), cleanup by PID, and the checks every module ends with."""
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "lib"))
 from localcluster import PRIMARY_ROLES, Cluster, ClusterSpec, paths, procs  # noqa: E402
+from localcluster.writer import Writer  # noqa: E402
 
 E2E_RUN = paths.RUN / "e2e"
 # The suite's S3 server (backups, localcluster/s3.py): its own address, beside scripts/demo's.
@@ -131,65 +131,19 @@ def assert_one_leader_per_group_streaming(cluster: Cluster) -> None:
         assert all(roles[n] == "replica" for n in replicas), f"group {g}: roles {roles}"
 
 
-class PairWriter(threading.Thread):
+class PairWriter(Writer):
     """Transaction n inserts ids 2n and 2n+1 (on different shards for most n when the table is
     distributed by id) with pair = n through the group's primary (libpq picks the writable
     member); remembers, per n, when the attempt started and when its COMMIT was acknowledged
     (wall clock, time.time()), so a restore can be checked against a point in time."""
 
     def __init__(self, cluster: Cluster, table: str, group: int = 0, pause: float = 0.0):
-        super().__init__(daemon=True)
-        self.cluster, self.table, self.group, self.pause = cluster, table, group, pause
-        self.acked = []          # n, in commit order
-        self.started = {}        # n -> wall-clock time the attempt began
-        self.acked_at = {}       # n -> wall-clock time the commit was acknowledged
-        self.attempts = 0
-        self.halt = threading.Event()
+        super().__init__(cluster, group, pause)
+        self.table = table
 
-    def run(self):
-        conn = None
-        while not self.halt.is_set():
-            try:
-                if conn is None:
-                    conn = self.cluster.connect_primary(self.group, autocommit=False)
-                self.attempts += 1
-                n = self.attempts
-                self.started[n] = time.time()
-                with conn.cursor() as cur:
-                    cur.execute(f"INSERT INTO {self.table} VALUES (%s, %s), (%s, %s)",
-                                (2 * n, n, 2 * n + 1, n))
-                conn.commit()
-                self.acked_at[n] = time.time()
-                self.acked.append(n)
-                if self.pause:
-                    time.sleep(self.pause)
-            except Exception:  # noqa: BLE001 - not acknowledged
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                conn = None
-                time.sleep(0.2)
-        if conn is not None:
-            conn.close()
-
-    def wait_more(self, count, timeout):
-        target = len(self.acked) + count
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < target:
-            assert time.monotonic() < deadline, f"writer stalled at {len(self.acked)}"
-            time.sleep(0.1)
-
-    def stop(self):
-        self.halt.set()
-        self.join(30)
-
-    def acked_before(self, t: float) -> set:
-        return {n for n, at in self.acked_at.items() if at < t}
-
-    def started_after(self, t: float) -> set:
-        return {n for n, at in self.started.items() if at > t}
+    def write(self, cur, n: int) -> None:
+        cur.execute(f"INSERT INTO {self.table} VALUES (%s, %s), (%s, %s)",
+                    (2 * n, n, 2 * n + 1, n))
 
 
 def execute(pod, sql: str, params=None, dbname=None):

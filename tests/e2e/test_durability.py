@@ -2,13 +2,12 @@
 acknowledged while the coordinator's leader pod is SIGKILLed three times; afterwards every
 acknowledged row is there."""
 import signal
-import threading
-import time
 
 import pytest
 
 from conftest import (assert_pod_hygiene, execute, new_cluster, other_members, wait_new_leader,
                       wait_replica_streaming)
+from localcluster.writer import Writer as BaseWriter
 
 KILLS = 3
 
@@ -23,49 +22,16 @@ def cluster(request):
     return c
 
 
-class Writer(threading.Thread):
-    """Inserts 1, 2, 3, ... one autocommit statement each, into whichever member Patroni
-    calls the leader; remembers the ids whose commit the server acknowledged."""
+class Writer(BaseWriter):
+    """Inserts 1, 2, 3, ... one statement each, into whichever member Patroni calls the
+    leader; remembers the ids whose commit the server acknowledged."""
 
-    def __init__(self, cluster):
-        super().__init__(daemon=True)
-        self.cluster = cluster
-        self.acked = []
-        self.attempts = 0
-        self.halt = threading.Event()
+    def connect(self):
+        leader = self.cluster.leader(0)
+        return leader.connect(connect_timeout=2) if leader is not None else None
 
-    def run(self):
-        conn = None
-        while not self.halt.is_set():
-            try:
-                if conn is None:
-                    leader = self.cluster.leader(0)
-                    if leader is None:
-                        time.sleep(0.2)
-                        continue
-                    conn = leader.connect(connect_timeout=2)
-                self.attempts += 1
-                n = self.attempts
-                with conn.cursor() as cur:
-                    cur.execute("INSERT INTO acked (id) VALUES (%s)", (n,))
-                self.acked.append(n)
-            except Exception:  # noqa: BLE001 - any failure: the row is simply not acknowledged
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                conn = None
-                time.sleep(0.2)
-        if conn is not None:
-            conn.close()
-
-    def wait_more(self, count: int, timeout: float) -> None:
-        target = len(self.acked) + count
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < target:
-            assert time.monotonic() < deadline, f"writer stalled at {len(self.acked)} rows"
-            time.sleep(0.1)
+    def write(self, cur, n: int) -> None:
+        cur.execute("INSERT INTO acked (id) VALUES (%s)", (n,))
 
 
 def wait_sync_standby(cluster, leader, standby, timeout: float = 120) -> None:

@@ -793,6 +793,20 @@ class Cluster:
     def api_get(self, pod: Pod, path: str, timeout: float) -> tuple:
         """GET from a pod's REST API over http, or https (verified against the cluster CA)
         when the API serves TLS. Raises OSError when nothing answers."""
+        return self.api_request(pod, "GET", path, timeout)
+
+    def api_request(self, pod: Pod, method: str, path: str, timeout: float,
+                    body: Optional[dict] = None) -> tuple:
+        """(HTTP status, parsed JSON or the text or None) of a request to the pod's REST API,
+        with the cluster's REST API credentials (Patroni asks for them on POST and the
+        other unsafe methods). Raises OSError when nothing answers."""
+        import base64
+        creds = base64.b64encode(f"patroni:{self.secret(RESTAPI_KEY)}".encode()).decode()
+        headers = {"Authorization": f"Basic {creds}"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         schemes = [self._api_scheme] + [s for s in ("http", "https") if s != self._api_scheme]
         last = None
         for scheme in schemes:
@@ -803,14 +817,14 @@ class Cluster:
             else:
                 conn = http.client.HTTPConnection(pod.ip, API_PORT, timeout=timeout)
             try:
-                conn.request("GET", path)
+                conn.request(method, path, body=payload, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
                 self._api_scheme = scheme
                 try:
                     return resp.status, json.loads(data) if data else None
                 except ValueError:
-                    return resp.status, None
+                    return resp.status, data.decode("utf-8", "replace")
             except (http.client.HTTPException, ssl.SSLError, ConnectionResetError) as e:
                 last = OSError(f"{pod.name} REST API: {e}")
             except OSError as e:

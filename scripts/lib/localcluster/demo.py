@@ -15,6 +15,10 @@
                                        rebalance --wait); removed groups (the highest) are
                                        drained first, then stopped, deleted and removed from
                                        pg_dist_node; a refused drain changes nothing
+    scripts/demo rollout               restart every member in the update order: worker groups
+                                       first, the coordinator last; in each group the replicas
+                                       one by one, then a switchover to one of them, then the
+                                       old primary (one leader change per group, no failover)
     scripts/demo metrics               Prometheus' URL (it scrapes every pod, rules loaded)
     scripts/demo down [--purge]        stop everything started; --purge also deletes the data
                                        and the cluster's backups
@@ -550,6 +554,19 @@ def restore_points(cluster: Cluster, source: str) -> list:
     return [tuple(line.split("\t", 1)) for line in res.stdout.splitlines() if "\t" in line]
 
 
+def cmd_rollout(cluster: Cluster, args: list) -> int:
+    if args:
+        err("rollout: expected no arguments")
+        return 2
+    from . import rollout
+    t0 = time.monotonic()
+    reports = rollout.rollout(cluster, say)
+    changes = ", ".join(f"group {r['group']}: {r['timeline_after'] - r['timeline_before']}"
+                        for r in reports)
+    say(f"rollout done in {time.monotonic() - t0:.0f}s; leader changes {changes}")
+    return 0
+
+
 def cmd_restore_points(cluster: Cluster, args: list) -> int:
     if args:
         err(f"restore-points: unknown argument {args[0]!r}")
@@ -645,7 +662,7 @@ def main(argv: list) -> int:
         if cmd == "status" and not args:
             return cmd_status(cluster, why)
         commands = {"psql": cmd_psql, "down": cmd_down, "backup": cmd_backup,
-                    "metrics": cmd_metrics, "workers": cmd_workers,
+                    "metrics": cmd_metrics, "workers": cmd_workers, "rollout": cmd_rollout,
                     "restore-points": cmd_restore_points, "restore": cmd_restore}
         if cmd in commands:
             return commands[cmd](cluster, args)

@@ -151,4 +151,3 @@ def bare_metrics(expr: str) -> set:
             continue  # a function call, a selected metric, an operator
         found.add(name)
     return found
-

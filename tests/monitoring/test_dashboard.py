@@ -111,4 +111,3 @@ def test_another_namespace_shows_nothing():
     for name, match, label in dashboard.variable_queries(elsewhere):
         if name in ("group", "pod"):
             assert not prom_api(f"/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": match})), name
-

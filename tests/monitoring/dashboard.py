@@ -59,9 +59,19 @@ def titles() -> list:
     return [p["title"] for p in panels()]
 
 
-def variables(cluster: str) -> dict:
-    """The dashboard's variables as the tests set them: one cluster, every group and pod."""
-    return {"$cluster": cluster, "$group": ".*", "$pod": ".*",
+# The local cluster's namespace unless its spec says otherwise (ClusterSpec.namespace in
+# scripts/lib/localcluster/cluster.py; its Prometheus labels every target with it).
+LOCAL_NAMESPACE = "default"
+# The label matcher every selector of every panel and of every variable after $namespace
+# carries (test_dashboard.py checks it), as the dashboard spells it.
+NAMESPACE_MATCHER = 'namespace=~"$namespace"'
+CLUSTER_MATCHER = 'cluster_name="$cluster"'
+
+
+def variables(cluster: str, namespace: str = LOCAL_NAMESPACE) -> dict:
+    """The dashboard's variables as the tests set them: one namespace and one cluster (as a
+    Grafana user picks them: single select), every group and pod."""
+    return {"$namespace": namespace, "$cluster": cluster, "$group": ".*", "$pod": ".*",
             "$__rate_interval": RATE_INTERVAL}
 
 
@@ -112,4 +122,32 @@ def variable_queries(values: dict) -> list:
         m = re.fullmatch(r'label_values\((.*), (\w+)\)', var["query"]["query"])
         assert m, var["query"]
         found.append((var["name"], expand(m.group(1), values), m.group(2)))
+    return found
+
+
+SELECTOR = re.compile(r'\{[^{}]*\}')
+# Label lists of aggregations and vector matching, ranges, string literals: not metrics.
+_LABEL_LISTS = re.compile(r'\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)')
+_RANGES = re.compile(r'\[[^\]]*\]')
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_OPERATORS = {"and", "or", "unless", "bool", "offset"}
+
+
+def selectors(expr: str) -> list:
+    """The label matchers ({...}) of every series selector in expr."""
+    return SELECTOR.findall(expr)
+
+
+def bare_metrics(expr: str) -> set:
+    """Metric names in expr written without a {...} selector (`up`, not `up{...}`): such a
+    series would come from every namespace and cluster."""
+    rest = SELECTOR.sub(" {} ", _RANGES.sub(" ", expr))
+    rest = _STRINGS.sub(" ", _LABEL_LISTS.sub(" ", rest))
+    rest = re.sub(r'\b[0-9][0-9a-zA-Z_.]*', " ", rest)  # numbers, durations
+    found = set()
+    for m in re.finditer(r'\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?=\s*(.?))', rest):
+        name, after = m.groups()
+        if after in ("(", "{") or name in _OPERATORS:
+            continue  # a function call, a selected metric, an operator
+        found.add(name)
     return found

@@ -12,9 +12,10 @@ Each pod of a cluster with spec.metrics has what the chart gives it:
   queries file mounted read-only, stopped with the pod.
 
 Prometheus (Debian's package) listens on <subnet>.250:9090, scrapes the three endpoints of
-every pod every SCRAPE_INTERVAL with the target labels of "Scrape labels" (cluster_name,
-citus_group, pod, job; no namespace), evaluates the chart's alerts.yaml, keeps its data in
-run/<cluster>/prometheus and is started and stopped with the cluster by PID.
+every pod every SCRAPE_INTERVAL with the target labels of "Scrape labels" (namespace: the
+spec's, as the Prometheus Operator sets the pod's; cluster_name, citus_group, pod, job),
+evaluates the chart's alerts.yaml, keeps its data in run/<cluster>/prometheus and is started
+and stopped with the cluster by PID.
 """
 import json
 import os
@@ -96,15 +97,17 @@ def container_file(container: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scrape_config(cluster_name: str, pods: list, alerts: Path = ALERTS) -> str:
-    """Prometheus' configuration (JSON is YAML) for pods [(name, group, ip)]: per job one static
-    target per pod, labelled as the chart's PodMonitor relabels them."""
+def scrape_config(cluster_name: str, namespace: str, pods: list, alerts: Path = ALERTS) -> str:
+    """Prometheus' configuration (JSON is YAML) for pods [(name, group, ip)] of a cluster in a
+    namespace: per job one static target per pod, labelled as the chart's PodMonitor and the
+    Prometheus Operator label them (the dashboard selects by namespace and cluster_name)."""
     jobs = []
     for job, (port, path) in JOBS.items():
         jobs.append({
             "job_name": job, "metrics_path": path, "scrape_timeout": SCRAPE_INTERVAL,
             "static_configs": [{"targets": [f"{ip}:{port}"],
-                                "labels": {"cluster_name": cluster_name,
+                                "labels": {"namespace": namespace,
+                                           "cluster_name": cluster_name,
                                            "citus_group": str(group), "pod": name}}
                                for name, group, ip in pods]})
     config = {"global": {"scrape_interval": SCRAPE_INTERVAL,
@@ -135,7 +138,7 @@ class Prometheus:
 
     def config_text(self) -> str:
         pods = [(p.name, p.group, p.ip) for p in self.cluster.pods.values()]
-        return scrape_config(self.cluster.spec.name, pods)
+        return scrape_config(self.cluster.spec.name, self.cluster.spec.namespace, pods)
 
     def ready(self) -> bool:
         try:

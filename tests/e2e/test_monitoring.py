@@ -77,7 +77,8 @@ def test_every_endpoint_is_up(cluster, prom):
                 for t in prom.targets() if t["health"] != "up"]
         pytest.fail(f"targets not up: {down}")
     labels = {tuple(sorted(r["metric"])) for r in prom.query(f"up{{{SEL}}}")}
-    assert labels == {("__name__", "citus_group", "cluster_name", "instance", "job", "pod")}
+    assert labels == {("__name__", "citus_group", "cluster_name", "instance", "job", "namespace",
+                       "pod")}
 
 
 def exporter_of(pod):

@@ -68,9 +68,14 @@ def _restart(cluster: Cluster, pod: Pod, leader: Optional[Pod]) -> None:
         cluster.wait_for(f"{pod.name} the writable leader of group {pod.group} again",
                          lambda: cluster.writable_leader(pod.group) is pod, MEMBER_TIMEOUT)
         return
-    cluster.wait_for(f"{pod.name} streaming from {leader.name} again",
+    _wait_streaming(cluster, pod, leader)
+
+
+def _wait_streaming(cluster: Cluster, pod: Pod, leader: Pod) -> None:
+    cluster.wait_for(f"{pod.name} streaming from {leader.name}",
                      lambda: pod.name in cluster.streaming_replicas(leader)
-                     and pod.patroni_state().get("state") in ("running", "streaming"),
+                     and pod.patroni_state().get("state") in ("running", "streaming")
+                     and pod.patroni_state().get("role") == "replica",
                      MEMBER_TIMEOUT)
 
 
@@ -123,6 +128,10 @@ def roll_group(cluster: Cluster, group: int, tell: Callable[[str], None]) -> dic
         t0 = time.time()
         switchover(cluster, leader, candidate)
         report["switchover"] = (t0, time.time())
+        # the old primary finishes its demotion and streams from the new one before it is
+        # stopped: stopped while Patroni still counts it as the new primary's synchronous
+        # standby, commits would wait for Patroni's next cycle to drop it
+        _wait_streaming(cluster, leader, candidate)
         tell(f"  group {group}: restarting the old primary {leader.name}")
         _restart(cluster, leader, candidate)
     else:

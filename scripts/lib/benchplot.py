@@ -214,19 +214,27 @@ def draw(section, measures, png):
         bottom = min([0] + [h - e for h, e in zip(heights, lo)])
         top = max([0] + tops)
         span = (top - bottom) or 1.0
-        ax.set_ylim(bottom, top + 0.28 * span)
+        lines = []
         if m["ratio"] is not None and m["anchor"]:
-            text = f"{m['ratio']:.2f}×" + (f"  ({m['ratio_of']})" if m["ratio_of"] else "")
-            ax.text(sum(xs) / len(xs), top + 0.1 * span, "\n".join(textwrap.wrap(text, 38)),
-                    ha="center", va="bottom", fontsize=9, fontweight="bold")
+            lines = textwrap.wrap(f"{m['ratio']:.2f}×" + (f"  ({m['ratio_of']})" if m["ratio_of"]
+                                                           else ""), 44)
+        # room above the bars for the ratio's lines
+        ax.set_ylim(bottom, top + (0.12 + 0.1 * max(1, len(lines))) * span)
+        if lines:
+            ax.text(sum(xs) / len(xs), top + 0.06 * span, "\n".join(lines), ha="center",
+                    va="bottom", fontsize=8.5, fontweight="bold")
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
     ours, anchors = _labels(measures, "ours"), _labels(measures, "anchor")
     title = f"scripts/bench {section}: " + ", ".join(ours)
     if anchors:
         title += " vs " + ", ".join(anchors)
-    fig.suptitle("\n".join(textwrap.wrap(title, 40 * ncols)), fontsize=12)
-    fig.text(0.01, 0.005, "bars: medians; whiskers: smallest to largest sample; "
+    if len(title) > 36 * ncols:  # the panels' tick labels name each measure's tools
+        title = f"scripts/bench {section}: per measure, ours (blue)" + (
+            " vs the anchor (grey)" if anchors else "")
+    fig.suptitle(title, fontsize=12)
+    fig.text(0.01, 0.005, "blue: ours, grey: the anchor doing the same job; bars: medians; "
+             "whiskers: smallest to largest sample; ratio as the section prints it; "
              f"drawn {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", fontsize=7.5,
              color="#555555")
     fig.tight_layout(rect=(0, 0.03, 1, 0.97))

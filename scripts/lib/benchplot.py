@@ -187,8 +187,8 @@ def draw(section, measures, png):
     n = len(measures)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.9 * nrows + 1.2),
-                             squeeze=False)
+    width = max(4.4 * ncols, 8.0)  # room for the title and the footer under one panel
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 3.9 * nrows + 1.2), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, m in zip(axes.flat, measures):
@@ -229,15 +229,16 @@ def draw(section, measures, png):
     title = f"scripts/bench {section}: " + ", ".join(ours)
     if anchors:
         title += " vs " + ", ".join(anchors)
-    if len(title) > 36 * ncols:  # the panels' tick labels name each measure's tools
+    if len(title) > 8 * width:  # the panels' tick labels name each measure's tools
         title = f"scripts/bench {section}: per measure, ours (blue)" + (
             " vs the anchor (grey)" if anchors else "")
     fig.suptitle(title, fontsize=12)
-    fig.text(0.01, 0.005, "blue: ours, grey: the anchor doing the same job; bars: medians; "
-             "whiskers: smallest to largest sample; ratio as the section prints it; "
-             f"drawn {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", fontsize=7.5,
-             color="#555555")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    footer = ("blue: ours, grey: the anchor doing the same job; bars: medians; whiskers: "
+              "smallest to largest sample; ratio as the section prints it; drawn "
+              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    fig.text(0.01, 0.005, "\n".join(textwrap.wrap(footer, int(width * 17))), fontsize=7.5,
+             color="#555555", va="bottom")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
 
     directory = os.path.dirname(os.path.abspath(png))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(png)}.", suffix=".tmp", dir=directory)

@@ -84,7 +84,8 @@ def test_measure_without_anchor_gets_one_bar(tmp_path):
     write_jsonl(tmp_path / "demo.jsonl", ALONE)
     r = render(tmp_path)
     assert r.returncode == 0, r.stderr
-    check_png(tmp_path / "demo.png", min_kib=5)
+    width, _ = check_png(tmp_path / "demo.png", min_kib=5)
+    assert width == 800  # one panel: wide enough for the title and the footer
     section, measures = benchplot.load(str(tmp_path / "demo.jsonl"))
     assert section == "demo" and measures[0]["anchor"] is None
     assert measures[0]["ours"]["median"] == 0.21  # from the samples when not given

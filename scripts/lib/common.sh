@@ -51,6 +51,19 @@ ensure_venv() {
   touch "$stamp"
 }
 
+# matplotlib (pinned in versions.env; it brings Pillow) in the project's virtualenv, for the
+# PNG plots of scripts/bench (scripts/lib/benchplot.py) and tests/bench. Only those call it:
+# ensure_venv stays as quick as it was for everyone else.
+ensure_bench_plot() {
+  ensure_venv
+  local stamp="$VENV/.stamp-matplotlib-$MATPLOTLIB_VERSION"
+  [ -f "$stamp" ] && return 0
+  say "installing matplotlib $MATPLOTLIB_VERSION into $VENV (the plots of scripts/bench)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "matplotlib==$MATPLOTLIB_VERSION" \
+    || die "installing matplotlib $MATPLOTLIB_VERSION failed"
+  touch "$stamp"
+}
+
 # helm from the Go module proxy, cached under .cache/bin.
 ensure_helm() {
   local bin="$CACHE/bin/helm-$HELM_VERSION"

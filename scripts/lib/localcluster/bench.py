@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import benchplot
+
 from . import paths
 from .cluster import Cluster, ClusterError, ClusterSpec
 
@@ -268,11 +270,20 @@ def main() -> int:
         a, b = (results[k][m] if k in labels else [] for k in ("citus-init", "anchor"))
         ratio = (f"{statistics.median(a) / statistics.median(b):5.2f}x" if a and b else "    -")
         out(f"{m:38s} {med(a):>10s} {med(b):>10s}  {ratio}")
+        if a:
+            benchplot.record("cluster", m, "s", "citus-init", a,
+                             "upstream way" if b else None, b or None)
     for label, times in switch.items():
         worst = f"{max(times):.2f}s" if times else "-"
         over = sum(1 for t in times if t > 10)
         out(f"{SWITCHOVERS} switchovers, {label:10s}: done {len(times)}, longest without a "
             f"writable leader {worst}, median {med(times).strip()}, over 10 s: {over}")
+    a, b = (switch.get(k) for k in ("citus-init", "anchor"))
+    for what, pick in (("longest", max), ("median", statistics.median)):
+        if a:
+            benchplot.record("cluster", f"{SWITCHOVERS} switchovers: {what} without a writable "
+                             "leader", "s", "citus-init", pick(a),
+                             "upstream way" if b else None, pick(b) if b else None)
     return 0
 
 

@@ -785,7 +785,8 @@ static int run_on_target(const struct config *cfg, const char *command, bool wai
     struct groupset set;
     char err[1024] = "";
     if (resolve_target(conn, &t, &set, err, sizeof err) < 0) {
-        log_error("failed", "command", command, "error", err, NULL);
+        log_error("cannot read the worker groups of pg_dist_node", "command", command,
+                  "error", err, NULL);
         fprintf(stderr, "error: %s failed: %s\n", command, err);
         rc = 1;
     } else if (set.count == 0) {

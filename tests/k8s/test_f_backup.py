@@ -106,13 +106,17 @@ def test_backup_then_restore_into_a_second_release(kube, s3, source):
     t0 = time.monotonic()
     wait_for("a scheduled full backup on every group", backed_up, 420, 5)
     print(f"\nTIMING first scheduled full backup of every group: {time.monotonic() - t0:.1f}s")
+    # a restore point is restorable once every group has a backup that ended before it: one
+    # taken while a worker's first backup still ran is listed (its WAL is archived), but the
+    # worker has nothing to restore from, and pruning then drops it
+    backed_up_by = kube.sql(coord, "SELECT now()", pw, sslmode="require")[0][0]
     assert s3.list_keys(f"{SOURCE}/backup/{SOURCE}-0/"), "the coordinator's backup is in the bucket"
 
     # a restore point after the rows, available (its WAL archived on every group)
     def restore_point():
         rows = sql_or_none(kube, coord, "SELECT name FROM citus_init.restore_points WHERE "
                            "archived_at IS NOT NULL AND created_at > '%s' ORDER BY created_at "
-                           "DESC LIMIT 1" % written.isoformat(), pw)
+                           "DESC LIMIT 1" % max(written, backed_up_by).isoformat(), pw)
         return rows and rows[0][0]
     name = wait_for("an available restore point after the writes", restore_point, 180, 3)
     kube.sql(coord, "INSERT INTO items SELECT g, 'after' FROM generate_series(201, 300) g", pw,

@@ -986,20 +986,27 @@ class Cluster:
                         "WHERE state = 'streaming'")
             return {r[0] for r in cur.fetchall()}
 
+    def streaming_problem(self, group: int) -> Optional[str]:
+        """None when the group has a writable leader and every other member streams from it
+        (pg_stat_replication) and is reported running/streaming by Patroni (not still
+        starting); else what is missing."""
+        leader = self.writable_leader(group)
+        if leader is None:
+            return "no writable leader"
+        streaming = self.streaming_replicas(leader)
+        others = [p for p in self.group(group) if p is not leader]
+        behind = [p.name for p in others if p.name not in streaming]
+        if behind:
+            return f"replicas not streaming from {leader.name}: {', '.join(behind)}"
+        starting = [p.name for p in others
+                    if p.patroni_state().get("state") not in ("running", "streaming")]
+        if starting:
+            return f"replicas not running in Patroni: {', '.join(starting)}"
+        return None
+
     def all_streaming(self) -> bool:
-        """Every replica streams from its leader (pg_stat_replication) and Patroni reports it
-        running/streaming (not still starting)."""
-        for g in self.groups:
-            leader = self.writable_leader(g)
-            if leader is None:
-                return False
-            others = [p for p in self.group(g) if p is not leader]
-            if not {p.name for p in others} <= self.streaming_replicas(leader):
-                return False
-            if any(p.patroni_state().get("state") not in ("running", "streaming")
-                   for p in others):
-                return False
-        return True
+        """Every group: streaming_problem() is None."""
+        return all(self.streaming_problem(g) is None for g in self.groups)
 
     def wait_streaming(self, timeout: float = 120) -> None:
         self.wait_for("every replica streaming", self.all_streaming, timeout)

@@ -30,28 +30,13 @@ def order(cluster: Cluster) -> list:
 def health_problem(cluster: Cluster, group: int) -> Optional[str]:
     """None when the group can be rolled: every member running, one writable leader, every
     other member streaming from it and reported running by Patroni."""
-    members = cluster.group(group)
-    stopped = [p.name for p in members if not p.running()]
+    stopped = [p.name for p in cluster.group(group) if not p.running()]
     if stopped:
         return f"members not running: {', '.join(stopped)}"
     try:
-        leader = cluster.writable_leader(group)
+        return cluster.streaming_problem(group)
     except Exception as e:  # noqa: BLE001 - an unreachable leader is a reason, not a crash
-        return f"the leader cannot be reached: {e}"
-    if leader is None:
-        return "no writable leader"
-    try:
-        streaming = cluster.streaming_replicas(leader)
-    except Exception as e:  # noqa: BLE001
-        return f"cannot read pg_stat_replication on {leader.name}: {e}"
-    behind = [p.name for p in members if p is not leader and p.name not in streaming]
-    if behind:
-        return f"replicas not streaming from {leader.name}: {', '.join(behind)}"
-    starting = [p.name for p in members if p is not leader
-                and p.patroni_state().get("state") not in ("running", "streaming")]
-    if starting:
-        return f"replicas not running in Patroni: {', '.join(starting)}"
-    return None
+        return f"the group's members cannot be asked: {e}"
 
 
 def _timeline(pod: Pod) -> int:
@@ -72,11 +57,11 @@ def _restart(cluster: Cluster, pod: Pod, leader: Optional[Pod]) -> None:
 
 
 def _wait_streaming(cluster: Cluster, pod: Pod, leader: Pod) -> None:
-    cluster.wait_for(f"{pod.name} streaming from {leader.name}",
-                     lambda: pod.name in cluster.streaming_replicas(leader)
-                     and pod.patroni_state().get("state") in ("running", "streaming")
-                     and pod.patroni_state().get("role") == "replica",
-                     MEMBER_TIMEOUT)
+    def streaming():
+        state = pod.patroni_state()
+        return (state.get("role") == "replica" and state.get("state") in ("running", "streaming")
+                and pod.name in cluster.streaming_replicas(leader))
+    cluster.wait_for(f"{pod.name} streaming from {leader.name}", streaming, MEMBER_TIMEOUT)
 
 
 def _candidate(cluster: Cluster, leader: Pod, replicas: list) -> Pod:

@@ -41,6 +41,14 @@ SCHEMA_CASES = [
      ["/patroni/restapi/authentication/username"]),
     ("REST API auth not a boolean", {"patroni": {"restapi": {"authentication": {"enabled": "no"}}}},
      ["/patroni/restapi/authentication/enabled", "got string, want boolean"]),
+    ("rebalance on scale-out not a boolean", {"rebalance": {"onScaleOut": "yes"}},
+     ["/rebalance/onScaleOut", "got string, want boolean"]),
+    ("scaling Job deadline too short", {"rebalance": {"timeoutSeconds": 10}},
+     ["/rebalance/timeoutSeconds", "minimum"]),
+    ("registration wait not a number", {"rebalance": {"registerTimeoutSeconds": "10m"}},
+     ["/rebalance/registerTimeoutSeconds", "got string, want integer"]),
+    ("unknown rebalance key", {"rebalance": {"onScaleIn": False}},
+     ["/rebalance", "additional properties 'onScaleIn' not allowed"]),
 ]
 
 

@@ -12,8 +12,6 @@ from .cluster import Cluster, ClusterError, ClusterSpec
 from .rollout import health_problem, order, rollout
 from .writer import Writer
 
-RUNS = int(os.environ.get("BENCH_ROLLOUT_RUNS")
-           or max(1, min(int(os.environ.get("BENCH_RUNS", "3")), 3)))
 SHAPE = {0: 2, 1: 2, 2: 2}
 MEMBER_TIMEOUT = 180
 
@@ -73,13 +71,29 @@ def med(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def runs() -> int:
+    """BENCH_ROLLOUT_RUNS, else max(1, min(BENCH_RUNS, 3)); ValueError naming the variable."""
+    for var in ("BENCH_ROLLOUT_RUNS", "BENCH_RUNS"):
+        text = os.environ.get(var)
+        if text:
+            if not text.isdigit() or not 1 <= int(text) <= 1000:
+                raise ValueError(f"{var}={text!r}: expected a number of runs, 1 to 1000")
+            return int(text) if var == "BENCH_ROLLOUT_RUNS" else max(1, min(int(text), 3))
+    return 3
+
+
 def main() -> int:
+    try:
+        n_runs = runs()
+    except ValueError as e:
+        out(str(e))
+        return 2
     # stopped from outside: leave through the finally below, which stops the cluster by PID
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     spec = ClusterSpec(name="benchroll", subnet="127.0.39", groups=dict(SHAPE), backup=False)
     citus = spec.citus_enabled()
     out(f"shape: coordinator 2, workers 2 x 2; Citus {'on' if citus else 'off'} "
-        f"({paths.citus_mode(spec.citus)[1]}); {RUNS} runs of each; a writer commits one-row "
+        f"({paths.citus_mode(spec.citus)[1]}); {n_runs} runs of each; a writer commits one-row "
         f"transactions through the coordinator throughout")
     cluster = Cluster(spec)
     cluster.stop(purge=True)
@@ -93,7 +107,7 @@ def main() -> int:
             if citus:
                 cur.execute("SELECT create_distributed_table('bench_roll', 'id', "
                             "shard_count => 8)")
-        for run in range(1, RUNS + 1):
+        for run in range(1, n_runs + 1):
             for label, action in (("rollout", rollout), ("by ordinal", by_ordinal)):
                 try:
                     r = measure(cluster, label, action)
